@@ -1,0 +1,575 @@
+//! The decision of DESIGN §3: authenticate, resolve the operation, resolve the OU, collect
+//! permission sets, then deny, allow, default.
+//!
+//! [`Snapshot::decide`] is the hot path: lookups and matches on the snapshot, borrowing from
+//! it and from the request. [`Snapshot::explain`] runs the same code with a tracer that
+//! records every binding, set and rule it looked at.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Serialize;
+use smallvec::SmallVec;
+
+use super::catalog::{normalize_host, Extractor, Piece, Route, Routed, Source};
+use super::index::{PermissionSet, Scope, SetId, Snapshot};
+use super::model::GLOBAL;
+use super::ou::{OuId, Owner};
+use super::request::{query_param, scalar_text, split_path, upper_method, Claims, Request, Segments, Subject, OU_HEADER};
+use super::rules::{Attributes, Mismatch, RuleList};
+
+/// Which part of a permission set decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Allow,
+    Deny,
+    /// The `operations` shorthand.
+    Operations,
+}
+
+/// The deciding rule: `PermissionSet/<name>/deny/<index>`, `/allow/<index>` or `/operations`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RuleRef<'a> {
+    pub set: &'a str,
+    pub side: Side,
+    pub index: u32,
+}
+
+impl fmt::Display for RuleRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.side {
+            Side::Allow => write!(f, "PermissionSet/{}/allow/{}", self.set, self.index),
+            Side::Deny => write!(f, "PermissionSet/{}/deny/{}", self.set, self.index),
+            Side::Operations => write!(f, "PermissionSet/{}/operations", self.set),
+        }
+    }
+}
+
+/// What the decision came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome<'a> {
+    Allowed,
+    /// No valid identity: 401.
+    Unauthenticated,
+    /// 403, with why.
+    Denied(Denial<'a>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Denial<'a> {
+    /// A deny rule matched (the decision's `rule`).
+    Rule,
+    /// No allow rule matched.
+    NoAllow,
+    BadPath(&'static str),
+    /// The request is inside a catalog that is not Ready.
+    BrokenCatalog(&'a str),
+    MissingInput(&'a Extractor),
+    UnknownOu(Cow<'a, str>),
+    /// The resource is listed by an OU that is not in the index.
+    ResourceInUnknownOu(Cow<'a, str>),
+    ResourceOutsideContext { resource: Cow<'a, str>, resource_ou: &'a str, context: &'a str },
+}
+
+/// The answer, borrowing from the snapshot and the request.
+#[derive(Clone, Debug)]
+pub struct Decision<'a> {
+    pub outcome: Outcome<'a>,
+    pub subject: Option<Subject<'a>>,
+    /// The effective OU once known, else the context OU once known.
+    pub ou: Option<&'a str>,
+    pub roles: SmallVec<[&'a str; 2]>,
+    /// Empty when no catalog routes the request.
+    pub operation: &'a str,
+    pub rule: Option<RuleRef<'a>>,
+}
+
+impl<'a> Decision<'a> {
+    pub fn allowed(&self) -> bool {
+        self.outcome == Outcome::Allowed
+    }
+
+    pub fn status(&self) -> u16 {
+        match self.outcome {
+            Outcome::Allowed => 200,
+            Outcome::Unauthenticated => 401,
+            Outcome::Denied(_) => 403,
+        }
+    }
+
+    pub fn user(&self) -> Option<&'a str> {
+        self.subject.map(|s| s.user)
+    }
+
+    /// The subject's groups followed by the groups every authenticated subject (and every
+    /// service account) has, as in Kubernetes.
+    pub fn groups(&self) -> Vec<Cow<'a, str>> {
+        let Some(s) = self.subject else { return Vec::new() };
+        let mut out: Vec<Cow<'a, str>> = s.groups.iter().map(|g| Cow::Borrowed(g.as_str())).collect();
+        for g in implied_groups(s.user) {
+            if !out.iter().any(|o| *o == g) {
+                out.push(g);
+            }
+        }
+        out
+    }
+
+    /// A sentence for people and for `X-Auth-Reason`.
+    pub fn reason(&self) -> String {
+        let op = if self.operation.is_empty() { "the request".to_owned() } else { format!("`{}`", self.operation) };
+        match &self.outcome {
+            Outcome::Allowed => match &self.rule {
+                Some(r) => format!("allowed by {r}"),
+                None => "allowed".to_owned(),
+            },
+            Outcome::Unauthenticated => "no valid identity".to_owned(),
+            Outcome::Denied(d) => match d {
+                Denial::Rule => match &self.rule {
+                    Some(r) => format!("denied by {r}"),
+                    None => "denied".to_owned(),
+                },
+                Denial::NoAllow => format!(
+                    "no permission set allows {op} in organizational unit `{}`",
+                    self.ou.unwrap_or(GLOBAL)
+                ),
+                Denial::BadPath(why) => (*why).to_owned(),
+                Denial::BrokenCatalog(c) => format!("api catalog `{c}` covers this request but is not ready"),
+                Denial::MissingInput(e) => format!("extractor `{e}` has no usable value in the request"),
+                Denial::UnknownOu(o) => format!("organizational unit `{o}` is unknown or not ready"),
+                Denial::ResourceInUnknownOu(r) => format!("resource `{r}` belongs to an organizational unit that is not ready"),
+                Denial::ResourceOutsideContext { resource, resource_ou, context } => format!(
+                    "resource `{resource}` is in organizational unit `{resource_ou}`, outside the context `{context}`"
+                ),
+            },
+        }
+    }
+
+    /// The `/v1/check` answer (DESIGN §4).
+    pub fn answer(&self) -> Answer {
+        Answer {
+            allowed: self.allowed(),
+            status: self.status(),
+            reason: self.reason(),
+            user: self.user().map(str::to_owned),
+            groups: self.groups().into_iter().map(Cow::into_owned).collect(),
+            ou: self.ou.map(str::to_owned),
+            roles: self.roles.iter().map(|r| (*r).to_owned()).collect(),
+            operation: self.operation.to_owned(),
+            rule: self.rule.map(|r| r.to_string()),
+            trace: None,
+        }
+    }
+}
+
+/// The owned, serializable form of a decision.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Answer {
+    pub allowed: bool,
+    pub status: u16,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    pub groups: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ou: Option<String>,
+    pub roles: Vec<String>,
+    pub operation: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<Trace>,
+}
+
+fn implied_groups(user: &str) -> impl Iterator<Item = Cow<'static, str>> {
+    let sa_namespace = user
+        .strip_prefix("system:serviceaccount:")
+        .and_then(|rest| rest.split_once(':'))
+        .map(|(ns, _)| ns);
+    std::iter::once(Cow::Borrowed("system:authenticated")).chain(sa_namespace.into_iter().flat_map(|ns| {
+        [Cow::Borrowed("system:serviceaccounts"), Cow::Owned(format!("system:serviceaccounts:{ns}"))]
+    }))
+}
+
+/// The full account of an explained decision.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Trace {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<TraceRoute>,
+    pub access_path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context_ou: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effective_ou: Option<String>,
+    pub bindings: Vec<TraceBinding>,
+    pub permission_sets: Vec<TraceSet>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TraceRoute {
+    pub catalog: String,
+    pub operation: String,
+    pub resource_type: String,
+    pub template: String,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct TraceBinding {
+    pub name: String,
+    pub applies: bool,
+    pub why: String,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TraceSet {
+    pub name: String,
+    pub in_scope: bool,
+    pub rules: Vec<TraceRule>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct TraceRule {
+    pub rule: String,
+    pub matched: bool,
+    /// The first field that did not match.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mismatch: Option<&'static str>,
+}
+
+/// Observes a decision. The no-op tracer compiles away.
+pub(crate) trait Tracer {
+    const ENABLED: bool;
+    fn trace(&mut self) -> Option<&mut Trace>;
+}
+
+pub(crate) struct NoTrace;
+
+impl Tracer for NoTrace {
+    const ENABLED: bool = false;
+    #[inline(always)]
+    fn trace(&mut self) -> Option<&mut Trace> {
+        None
+    }
+}
+
+impl Tracer for Trace {
+    const ENABLED: bool = true;
+    fn trace(&mut self) -> Option<&mut Trace> {
+        Some(self)
+    }
+}
+
+/// Reads extractor inputs from a request.
+struct Inputs<'a, 'r> {
+    req: &'r Request<'a>,
+    route: &'a Route,
+    path: &'r [Cow<'a, str>],
+    query: &'a str,
+}
+
+impl<'a> Inputs<'a, '_> {
+    /// An extractor's value; absent, empty, not a string or number, or holding `/` is missing.
+    fn value(&self, e: &Extractor) -> Option<Cow<'a, str>> {
+        let v = match e.source {
+            Source::Claim => match self.req.claims {
+                Claims::Token(claims) => claims.get(&*e.arg).and_then(scalar_text),
+                Claims::Subject { user_claim } => {
+                    self.req.subject.filter(|_| user_claim == &*e.arg).map(|s| Cow::Borrowed(s.user))
+                }
+            },
+            Source::Path => self.route.param(&e.arg).map(|pos| self.path[pos].clone()),
+            Source::Query => query_param(self.query, &e.arg),
+            Source::Header => self.req.headers.get(&e.arg).map(Cow::Borrowed),
+            Source::Body => self.req.body.and_then(|b| b.get(&*e.arg)).and_then(scalar_text),
+        };
+        v.filter(|v| !v.is_empty() && !v.contains('/'))
+    }
+
+    fn fill(&self, pieces: &'a [Piece]) -> Result<Segments<'a>, &'a Extractor> {
+        pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Literal(l) => Ok(Cow::Borrowed(&**l)),
+                Piece::Extract(e) => self.value(e).ok_or(e),
+            })
+            .collect()
+    }
+}
+
+impl Snapshot {
+    /// Decides a request.
+    pub fn decide<'a>(&'a self, req: &Request<'a>) -> Decision<'a> {
+        self.run(req, &mut NoTrace)
+    }
+
+    /// Decides a request and records why.
+    pub fn explain<'a>(&'a self, req: &Request<'a>) -> (Decision<'a>, Trace) {
+        let mut trace = Trace::default();
+        let decision = self.run(req, &mut trace);
+        (decision, trace)
+    }
+
+    fn run<'a, T: Tracer>(&'a self, req: &Request<'a>, tracer: &mut T) -> Decision<'a> {
+        let mut d = Decision {
+            outcome: Outcome::Allowed,
+            subject: req.subject,
+            ou: None,
+            roles: SmallVec::new(),
+            operation: "",
+            rule: None,
+        };
+        let deny = |mut d: Decision<'a>, why: Denial<'a>| {
+            d.outcome = Outcome::Denied(why);
+            d
+        };
+        // 1. authenticate
+        let Some(subject) = req.subject else {
+            d.outcome = Outcome::Unauthenticated;
+            return d;
+        };
+
+        // 2. resolve the operation
+        let method = upper_method(req.method);
+        let host = normalize_host(req.host);
+        let (path, query) = match split_path(req.path) {
+            Ok(p) => p,
+            Err(e) => return deny(d, Denial::BadPath(e.message())),
+        };
+        let route = match self.router.route(&method, &host, &path) {
+            Routed::Route(r) => Some(r),
+            Routed::Broken(name) => return deny(d, Denial::BrokenCatalog(name)),
+            Routed::None => None,
+        };
+        let filled;
+        let mut access_path: &[Cow<'a, str>] = &path;
+        let mut resource: Option<Cow<'a, str>> = None;
+        if let Some(route) = route {
+            d.operation = &route.operation;
+            let inputs = Inputs { req, route, path: &path, query };
+            if let Some(pieces) = &route.access_path {
+                match inputs.fill(pieces) {
+                    Ok(segs) => filled = segs,
+                    Err(e) => return deny(d, Denial::MissingInput(e)),
+                }
+                access_path = &filled;
+            }
+            if let Some(pieces) = &route.resource {
+                match inputs.fill(pieces) {
+                    Ok(segs) if segs.len() == 1 => resource = segs.into_iter().next(),
+                    Ok(segs) => resource = Some(Cow::Owned(segs.join("/"))),
+                    Err(e) => return deny(d, Denial::MissingInput(e)),
+                }
+            }
+        }
+        if let Some(t) = tracer.trace() {
+            t.route = route.map(|r| TraceRoute {
+                catalog: r.catalog.to_string(),
+                operation: r.operation.to_string(),
+                resource_type: r.resource_type.to_string(),
+                template: r.template.to_string(),
+            });
+            t.access_path = format!("/{}", access_path.join("/"));
+            t.resource = resource.as_ref().map(|r| r.to_string());
+        }
+
+        // 3. resolve the OU
+        let context_name: Cow<'a, str> = match req.ou.or_else(|| req.headers.get(OU_HEADER)) {
+            Some(ou) => Cow::Borrowed(ou),
+            None => query_param(query, "ou").unwrap_or(Cow::Borrowed(GLOBAL)),
+        };
+        let Some(context) = self.ous.get(&context_name) else {
+            return deny(d, Denial::UnknownOu(context_name));
+        };
+        d.ou = Some(self.ous.name(context));
+        let effective = match &resource {
+            None => context,
+            Some(r) => {
+                let owner = match self.ous.owner(r) {
+                    None => OuId::GLOBAL,
+                    Some(Owner::Ou(id)) => id,
+                    Some(Owner::Unknown) => return deny(d, Denial::ResourceInUnknownOu(resource.unwrap())),
+                };
+                if !self.ous.covers(context, owner) {
+                    let why = Denial::ResourceOutsideContext {
+                        resource: resource.unwrap(),
+                        resource_ou: self.ous.name(owner),
+                        context: self.ous.name(context),
+                    };
+                    return deny(d, why);
+                }
+                owner
+            }
+        };
+        d.ou = Some(self.ous.name(effective));
+        if let Some(t) = tracer.trace() {
+            t.context_ou = Some(self.ous.name(context).to_owned());
+            t.effective_ou = d.ou.map(str::to_owned);
+        }
+
+        // 4. collect permission sets
+        let sets = self.collect_sets(subject, effective, req.now, &mut d.roles, tracer);
+
+        // 5. deny, then allow, then default
+        let attrs = Attributes {
+            resource_type: route.map_or("", |r| &r.resource_type),
+            api_name: d.operation,
+            method: &method,
+            access_path,
+        };
+        let mut deciding: Option<(RuleRef<'a>, bool)> = None;
+        for &id in &sets {
+            let set = &self.sets[id as usize];
+            if let Some(i) = evaluate(set, &set.deny, Side::Deny, &attrs, tracer) {
+                if deciding.is_none() {
+                    deciding = Some((RuleRef { set: &set.name, side: Side::Deny, index: i }, false));
+                }
+                if !T::ENABLED {
+                    break;
+                }
+            }
+        }
+        for &id in &sets {
+            let set = &self.sets[id as usize];
+            let by_operation = set.operations.as_ref().is_some_and(|ops| ops.contains(d.operation));
+            if let Some(t) = tracer.trace() {
+                if set.operations.is_some() {
+                    let rule = RuleRef { set: &set.name, side: Side::Operations, index: 0 }.to_string();
+                    let mismatch = (!by_operation).then_some("operations");
+                    t.set(&set.name).rules.push(TraceRule { rule, matched: by_operation, mismatch });
+                }
+            }
+            let found = if by_operation && !T::ENABLED {
+                Some(RuleRef { set: &set.name, side: Side::Operations, index: 0 })
+            } else {
+                let rule = evaluate(set, &set.allow, Side::Allow, &attrs, tracer)
+                    .map(|i| RuleRef { set: &set.name, side: Side::Allow, index: i });
+                if by_operation { Some(RuleRef { set: &set.name, side: Side::Operations, index: 0 }) } else { rule }
+            };
+            if let Some(r) = found {
+                if deciding.is_none() {
+                    deciding = Some((r, true));
+                }
+                if !T::ENABLED {
+                    break;
+                }
+            }
+        }
+        match deciding {
+            Some((rule, allowed)) => {
+                d.rule = Some(rule);
+                if allowed { d } else { deny(d, Denial::Rule) }
+            }
+            None => deny(d, Denial::NoAllow),
+        }
+    }
+
+    /// Every system-wide set, plus the sets of the subject's active bindings that name the
+    /// effective OU or an ancestor; then only those whose scope covers the OU. Sorted by name.
+    pub(crate) fn collect_sets<'a, T: Tracer>(
+        &'a self,
+        subject: Subject<'_>,
+        ou: OuId,
+        now: jiff::Timestamp,
+        roles: &mut SmallVec<[&'a str; 2]>,
+        tracer: &mut T,
+    ) -> SmallVec<[SetId; 16]> {
+        let mut bindings: SmallVec<[u32; 8]> = SmallVec::new();
+        if let Some(ids) = self.by_user.get(subject.user) {
+            bindings.extend_from_slice(ids);
+        }
+        if !self.by_group.is_empty() {
+            for g in subject.groups {
+                if let Some(ids) = self.by_group.get(g.as_str()) {
+                    bindings.extend_from_slice(ids);
+                }
+            }
+            for g in implied_groups(subject.user) {
+                if let Some(ids) = self.by_group.get(&*g) {
+                    bindings.extend_from_slice(ids);
+                }
+            }
+        }
+        bindings.sort_unstable();
+        bindings.dedup();
+
+        let mut sets: SmallVec<[SetId; 16]> = SmallVec::from_slice(&self.system_wide);
+        for &id in &bindings {
+            let b = &self.bindings[id as usize];
+            let active = b.expires_at.is_none_or(|t| now < t);
+            let applies = active && b.ous.iter().any(|o| self.ous.covers(*o, ou));
+            if let Some(t) = tracer.trace() {
+                let why = if !active {
+                    "expired".to_owned()
+                } else if applies {
+                    format!("names `{}` or an ancestor", self.ous.name(ou))
+                } else {
+                    format!("names no organizational unit at or above `{}`", self.ous.name(ou))
+                };
+                t.bindings.push(TraceBinding { name: b.name.to_string(), applies, why });
+            }
+            if applies {
+                sets.extend_from_slice(&b.sets);
+                if let Some(role) = b.role {
+                    let name = &*self.roles[role as usize].name;
+                    if !roles.contains(&name) {
+                        roles.push(name);
+                    }
+                }
+            }
+        }
+        roles.sort_unstable();
+        sets.sort_unstable();
+        sets.dedup();
+        sets.retain(|id| {
+            let set = &self.sets[*id as usize];
+            let in_scope = match &set.scope {
+                Scope::All => true,
+                Scope::Within(ous) => ous.iter().any(|s| self.ous.covers(*s, ou)),
+            };
+            if let Some(t) = tracer.trace() {
+                t.permission_sets.push(TraceSet { name: set.name.to_string(), in_scope, rules: Vec::new() });
+            }
+            in_scope
+        });
+        sets
+    }
+}
+
+impl Trace {
+    fn set(&mut self, name: &str) -> &mut TraceSet {
+        let pos = self.permission_sets.iter().position(|s| s.name == name).expect("traced sets are listed first");
+        &mut self.permission_sets[pos]
+    }
+}
+
+/// The first rule of one side that matches; with a tracer, every rule is checked and recorded.
+fn evaluate<S: AsRef<str>, T: Tracer>(
+    set: &PermissionSet,
+    rules: &RuleList,
+    side: Side,
+    attrs: &Attributes<'_, S>,
+    tracer: &mut T,
+) -> Option<u32> {
+    let Some(t) = tracer.trace() else {
+        return rules.first_match(attrs);
+    };
+    let mut first = None;
+    let traced = t.set(&set.name);
+    for (i, rule) in rules.rules.iter().enumerate() {
+        let result = rule.check(attrs);
+        let index = i as u32;
+        if result.is_ok() && first.is_none() {
+            first = Some(index);
+        }
+        traced.rules.push(TraceRule {
+            rule: RuleRef { set: &set.name, side, index }.to_string(),
+            matched: result.is_ok(),
+            mismatch: result.err().map(Mismatch::field),
+        });
+    }
+    first
+}

@@ -1,0 +1,376 @@
+//! Building the immutable snapshot a decision reads.
+//!
+//! ```text
+//! Definitions ──build──▶ Snapshot (OU tree, compiled sets, roles, bindings by subject, routes)
+//!             └────────▶ Report   (one status per object)
+//! ```
+//! Objects are validated in dependency order (OUs, sets, roles, bindings, catalogs); an object
+//! that references anything not Ready is itself not Ready and contributes nothing.
+
+use std::collections::{HashMap, HashSet};
+
+use jiff::Timestamp;
+
+use super::catalog::Router;
+use super::model::{Definitions, Meta, PermissionSetDef, RoleDef, SubjectKind, UserBindingDef};
+use super::ou::{OuId, OuTree};
+use super::report::{Kind, Problem, Reason, Report};
+use super::rules::{RegexCache, Rule, RuleList};
+
+pub(crate) type SetId = u32;
+pub(crate) type RoleId = u32;
+pub(crate) type BindingId = u32;
+
+/// Where a permission set applies.
+#[derive(Clone, Debug)]
+pub(crate) enum Scope {
+    All,
+    /// These OUs and their descendants (possibly none, when every entry was dropped).
+    Within(Box<[OuId]>),
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct PermissionSet {
+    pub name: Box<str>,
+    pub operations: Option<HashSet<Box<str>>>,
+    pub allow: RuleList,
+    pub deny: RuleList,
+    pub scope: Scope,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Role {
+    pub name: Box<str>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Binding {
+    pub name: Box<str>,
+    pub role: Option<RoleId>,
+    pub ous: Box<[OuId]>,
+    /// The role's sets and the direct sets, sorted, without repeats.
+    pub sets: Box<[SetId]>,
+    pub expires_at: Option<Timestamp>,
+}
+
+/// The immutable index a decision reads. Cheap to share behind an `Arc`.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub(crate) ous: OuTree,
+    /// Ready sets, sorted by name: a set's id is its rank.
+    pub(crate) sets: Box<[PermissionSet]>,
+    pub(crate) system_wide: Box<[SetId]>,
+    pub(crate) roles: Box<[Role]>,
+    pub(crate) bindings: Box<[Binding]>,
+    pub(crate) by_user: HashMap<Box<str>, Box<[BindingId]>>,
+    pub(crate) by_group: HashMap<Box<str>, Box<[BindingId]>>,
+    pub(crate) router: Router,
+}
+
+impl Snapshot {
+    /// Validates every definition and compiles the sound ones. `now` decides which bindings
+    /// are reported `Expired`; decisions check expiry again at their own time.
+    pub fn build(defs: &Definitions, now: Timestamp) -> (Snapshot, Report) {
+        let mut report = Report::default();
+        let ou_defs = unique(&defs.organizational_units, |d| &d.meta, Kind::OrganizationalUnit, &mut report);
+        let ous = OuTree::build(&ou_defs, &mut report);
+
+        let mut cache = RegexCache::default();
+        let mut sets = Vec::new();
+        for def in unique(&defs.permission_sets, |d| &d.meta, Kind::PermissionSet, &mut report) {
+            match compile_set(def, &ous, &mut cache, &mut report) {
+                Ok(set) => sets.push((set, def.system_wide)),
+                Err(p) => report.fail(Kind::PermissionSet, &def.meta.name, p),
+            }
+        }
+        let set_ids: HashMap<&str, SetId> =
+            sets.iter().enumerate().map(|(i, (s, _))| (&*s.name, i as SetId)).collect();
+        let system_wide = sets.iter().enumerate().filter(|(_, (_, sw))| *sw).map(|(i, _)| i as SetId).collect();
+
+        let mut roles = Vec::new();
+        let mut role_sets: Vec<Vec<SetId>> = Vec::new();
+        for def in unique(&defs.roles, |d| &d.meta, Kind::Role, &mut report) {
+            match resolve_sets(def, &set_ids) {
+                Ok(ids) => {
+                    roles.push(Role { name: def.meta.name.as_str().into() });
+                    role_sets.push(ids);
+                }
+                Err(p) => report.fail(Kind::Role, &def.meta.name, p),
+            }
+        }
+        let role_ids: HashMap<&str, RoleId> =
+            roles.iter().enumerate().map(|(i, r)| (&*r.name, i as RoleId)).collect();
+
+        let mut bindings = Vec::new();
+        let mut subjects_of: Vec<&UserBindingDef> = Vec::new();
+        for def in unique(&defs.user_bindings, |d| &d.meta, Kind::UserBinding, &mut report) {
+            let refs = Refs { ous: &ous, sets: &set_ids, roles: &role_ids, role_sets: &role_sets };
+            match compile_binding(def, &refs, now) {
+                Ok(b) => {
+                    bindings.push(b);
+                    subjects_of.push(def);
+                }
+                Err(p) => report.fail(Kind::UserBinding, &def.meta.name, p),
+            }
+        }
+        report_role_conflicts(&bindings, &subjects_of, &roles, &ous, &mut report);
+        let (by_user, by_group) = index_subjects(&subjects_of);
+
+        let mut router = Router::default();
+        for def in unique(&defs.api_catalogs, |d| &d.meta, Kind::ApiCatalog, &mut report) {
+            report.entry(Kind::ApiCatalog, &def.meta.name);
+            if let Err(p) = router.add(def) {
+                report.fail(Kind::ApiCatalog, &def.meta.name, p);
+            }
+        }
+
+        let snapshot = Snapshot {
+            ous,
+            sets: sets.into_iter().map(|(s, _)| s).collect(),
+            system_wide,
+            roles: roles.into(),
+            bindings: bindings.into(),
+            by_user,
+            by_group,
+            router,
+        };
+        (snapshot, report)
+    }
+
+    pub fn organizational_units(&self) -> &OuTree {
+        &self.ous
+    }
+
+    pub fn router(&self) -> &super::catalog::Router {
+        &self.router
+    }
+
+    /// Counts of indexed objects: OUs (with the root), sets, rules, roles, bindings, routes.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            organizational_units: self.ous.len(),
+            permission_sets: self.sets.len(),
+            rules: self.sets.iter().map(|s| s.allow.rules.len() + s.deny.rules.len()).sum(),
+            roles: self.roles.len(),
+            user_bindings: self.bindings.len(),
+            routes: self.router.routes().len(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub organizational_units: usize,
+    pub permission_sets: usize,
+    pub rules: usize,
+    pub roles: usize,
+    pub user_bindings: usize,
+    pub routes: usize,
+}
+
+/// Objects of one kind sorted by name; a name used twice is reported on both and dropped.
+fn unique<'d, T>(items: &'d [T], meta: fn(&T) -> &Meta, kind: Kind, report: &mut Report) -> Vec<&'d T> {
+    let mut sorted: Vec<&T> = items.iter().collect();
+    sorted.sort_by(|a, b| meta(a).name.cmp(&meta(b).name));
+    let mut out: Vec<&T> = Vec::with_capacity(sorted.len());
+    let mut i = 0;
+    while i < sorted.len() {
+        let name = &meta(sorted[i]).name;
+        let run = sorted[i..].iter().take_while(|d| meta(d).name == *name).count();
+        if run > 1 {
+            let p = Problem::new(Reason::DuplicateName, format!("{run} objects of kind {kind} are named `{name}`"));
+            report.fail(kind, name, p);
+        } else {
+            report.entry(kind, name);
+            out.push(sorted[i]);
+        }
+        i += run;
+    }
+    out
+}
+
+fn compile_set(
+    def: &PermissionSetDef,
+    ous: &OuTree,
+    cache: &mut RegexCache,
+    report: &mut Report,
+) -> Result<PermissionSet, Problem> {
+    let name = &def.meta.name;
+    let operations = match &def.operations {
+        Some(ops) if ops.is_empty() => {
+            return Err(Problem::new(Reason::InvalidSpec, "`operations` is empty: leave it out to allow no operation"));
+        }
+        Some(ops) => Some(ops.iter().map(|o| o.as_str().into()).collect()),
+        None => None,
+    };
+    let mut side = |rules: &[super::model::RuleDef], what: &str| -> Result<RuleList, Problem> {
+        let mut out = Vec::with_capacity(rules.len());
+        for (i, r) in rules.iter().enumerate() {
+            let rule = Rule::compile(r, cache)
+                .map_err(|p| Problem::new(p.reason, format!("{what}[{i}]: {}", p.message)))?;
+            if let Some(m) = &r.methods {
+                if m.bytes().any(|b| b.is_ascii_lowercase()) {
+                    let msg = format!("{what}[{i}].methods `{m}` has lowercase letters; methods are uppercased before matching");
+                    report.warn(Kind::PermissionSet, name, Problem::new(Reason::LowercaseMethod, msg));
+                }
+            }
+            out.push(rule);
+        }
+        Ok(RuleList::new(out))
+    };
+    let allow = side(&def.allow, "allow")?;
+    let deny = side(&def.deny, "deny")?;
+    let scope = match &def.scope {
+        None => Scope::All,
+        Some(list) if list.is_empty() => Scope::All,
+        Some(list) => {
+            let mut kept = Vec::new();
+            for ou in list {
+                match ous.get(ou) {
+                    Some(id) => kept.push(id),
+                    None => report.warn(
+                        Kind::PermissionSet,
+                        name,
+                        Problem::new(
+                            Reason::ScopeNotFound,
+                            format!("scope names organizational unit `{ou}`, which is missing or not ready; it is ignored"),
+                        ),
+                    ),
+                }
+            }
+            Scope::Within(kept.into())
+        }
+    };
+    Ok(PermissionSet { name: name.as_str().into(), operations, allow, deny, scope })
+}
+
+fn resolve_sets(def: &RoleDef, set_ids: &HashMap<&str, SetId>) -> Result<Vec<SetId>, Problem> {
+    def.permission_sets
+        .iter()
+        .map(|s| set_ids.get(s.as_str()).copied().ok_or_else(|| not_found(Reason::PermissionSetNotFound, "permission set", s)))
+        .collect()
+}
+
+fn not_found(reason: Reason, what: &str, name: &str) -> Problem {
+    Problem::new(reason, format!("{what} `{name}` is missing or not ready"))
+}
+
+struct Refs<'a> {
+    ous: &'a OuTree,
+    sets: &'a HashMap<&'a str, SetId>,
+    roles: &'a HashMap<&'a str, RoleId>,
+    role_sets: &'a [Vec<SetId>],
+}
+
+fn compile_binding(def: &UserBindingDef, refs: &Refs<'_>, now: Timestamp) -> Result<Binding, Problem> {
+    let spec = |m: String| Problem::new(Reason::InvalidSpec, m);
+    if def.subjects.is_empty() {
+        return Err(spec("`subjects` is empty".into()));
+    }
+    if let Some(s) = def.subjects.iter().find(|s| s.kind == SubjectKind::ServiceAccount && s.namespace.is_none()) {
+        return Err(spec(format!("service account subject `{}` has no `namespace`", s.name)));
+    }
+    if def.organizational_units.is_empty() {
+        return Err(spec("`organizationalUnits` is empty: name at least one (`global` for everywhere)".into()));
+    }
+    let expires_at = def
+        .expires_at
+        .as_deref()
+        .map(|t| t.parse::<Timestamp>().map_err(|e| spec(format!("`expiresAt` `{t}` is not an RFC 3339 time: {e}"))))
+        .transpose()?;
+    let mut sets = Vec::new();
+    let role = match &def.role {
+        Some(r) => {
+            let id = *refs.roles.get(r.as_str()).ok_or_else(|| not_found(Reason::RoleNotFound, "role", r))?;
+            sets.extend_from_slice(&refs.role_sets[id as usize]);
+            Some(id)
+        }
+        None => None,
+    };
+    let ous = def
+        .organizational_units
+        .iter()
+        .map(|o| refs.ous.get(o).ok_or_else(|| not_found(Reason::OrganizationalUnitNotFound, "organizational unit", o)))
+        .collect::<Result<Box<[_]>, _>>()?;
+    for s in &def.permission_sets {
+        sets.push(*refs.sets.get(s.as_str()).ok_or_else(|| not_found(Reason::PermissionSetNotFound, "permission set", s))?);
+    }
+    if let Some(t) = expires_at {
+        if t <= now {
+            return Err(Problem::new(Reason::Expired, format!("expired at {t}")));
+        }
+    }
+    sets.sort_unstable();
+    sets.dedup();
+    Ok(Binding { name: def.meta.name.as_str().into(), role, ous, sets: sets.into(), expires_at })
+}
+
+/// The user name a subject matches, or `None` for a group.
+fn user_key(kind: SubjectKind, name: &str, namespace: Option<&str>) -> Option<String> {
+    match kind {
+        SubjectKind::User => Some(name.to_owned()),
+        SubjectKind::ServiceAccount => Some(format!("system:serviceaccount:{}:{name}", namespace.unwrap_or_default())),
+        SubjectKind::Group => None,
+    }
+}
+
+type SubjectIndex = HashMap<Box<str>, Box<[BindingId]>>;
+
+fn index_subjects(bindings: &[&UserBindingDef]) -> (SubjectIndex, SubjectIndex) {
+    let mut users: HashMap<Box<str>, Vec<BindingId>> = HashMap::new();
+    let mut groups: HashMap<Box<str>, Vec<BindingId>> = HashMap::new();
+    for (id, def) in bindings.iter().enumerate() {
+        for s in &def.subjects {
+            let (map, key) = match user_key(s.kind, &s.name, s.namespace.as_deref()) {
+                Some(user) => (&mut users, user),
+                None => (&mut groups, s.name.clone()),
+            };
+            let ids = map.entry(key.into()).or_default();
+            if ids.last() != Some(&(id as BindingId)) {
+                ids.push(id as BindingId);
+            }
+        }
+    }
+    let freeze = |m: HashMap<Box<str>, Vec<BindingId>>| m.into_iter().map(|(k, v)| (k, v.into())).collect();
+    (freeze(users), freeze(groups))
+}
+
+/// A user given two different roles on overlapping OUs by two bindings: a warning on both.
+fn report_role_conflicts(
+    bindings: &[Binding],
+    defs: &[&UserBindingDef],
+    roles: &[Role],
+    ous: &OuTree,
+    report: &mut Report,
+) {
+    let mut by_user: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, def) in defs.iter().enumerate() {
+        if bindings[i].role.is_none() {
+            continue;
+        }
+        for s in def.subjects.iter().filter(|s| s.kind == SubjectKind::User) {
+            by_user.entry(&s.name).or_default().push(i);
+        }
+    }
+    let mut users: Vec<_> = by_user.into_iter().collect();
+    users.sort_unstable();
+    for (user, ids) in users {
+        for (n, &a) in ids.iter().enumerate() {
+            for &b in &ids[n + 1..] {
+                let (ba, bb) = (&bindings[a], &bindings[b]);
+                let overlap = ba.ous.iter().any(|x| bb.ous.iter().any(|y| ous.covers(*x, *y) || ous.covers(*y, *x)));
+                if ba.role == bb.role || !overlap {
+                    continue;
+                }
+                for (this, other) in [(ba, bb), (bb, ba)] {
+                    let msg = format!(
+                        "user `{user}` also gets role `{}` from binding `{}` on overlapping organizational units",
+                        roles[other.role.unwrap_or_default() as usize].name,
+                        other.name
+                    );
+                    report.warn(Kind::UserBinding, &this.name, Problem::new(Reason::RoleConflict, msg));
+                }
+            }
+        }
+    }
+}

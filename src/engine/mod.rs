@@ -1,0 +1,29 @@
+//! The authorization engine: pure data and functions, no Kubernetes, HTTP or async.
+//!
+//! ```text
+//!  model::Definitions ──Snapshot::build──▶ Snapshot ──decide(Request)──▶ Decision
+//!                                     └──▶ Report (status of every object)
+//! ```
+//! - [`ou`]: the organizational-unit tree under `global`, with closed ancestry.
+//! - [`rules`]: compiled allow/deny rules (anchored regexes, feature-path grants).
+//! - [`catalog`]: API catalogs compiled into one route trie, and the five extractors.
+//! - [`index`]: the immutable snapshot and its build.
+//! - [`decision`]: DESIGN §3, with its reason, deciding rule and optional trace.
+//! - [`views`]: what UIs ask for: allowed operations and the effective-permissions tree.
+
+pub mod catalog;
+pub mod decision;
+pub mod index;
+pub mod model;
+pub mod ou;
+pub mod report;
+pub mod request;
+pub mod rules;
+pub mod views;
+
+pub use decision::{Answer, Decision, Denial, Outcome, RuleRef, Side, Trace};
+pub use index::{Snapshot, Stats};
+pub use model::*;
+pub use report::{Kind, ObjectStatus, Problem, Reason, Report};
+pub use request::{Claims, Headers, NoHeaders, Request, Subject, OU_HEADER};
+pub use views::{AllowedOperation, EffectivePermissions, FeatureNode, ViewError};

@@ -1,0 +1,114 @@
+//! Plain definitions of the five kinds, as the engine reads them.
+//!
+//! The sources layer (custom resources, the file loader) converts what it reads into these
+//! types; [`crate::engine::Index::build`] validates them, reports a status per object and
+//! compiles the ones that are sound into a [`crate::engine::Snapshot`].
+
+use jiff::Timestamp;
+
+/// The implicit root of the OU tree.
+pub const GLOBAL: &str = "global";
+
+/// Every definition the index is built from.
+#[derive(Clone, Debug, Default)]
+pub struct Definitions {
+    pub organizational_units: Vec<OrganizationalUnitDef>,
+    pub permission_sets: Vec<PermissionSetDef>,
+    pub roles: Vec<RoleDef>,
+    pub user_bindings: Vec<UserBindingDef>,
+    pub api_catalogs: Vec<ApiCatalogDef>,
+}
+
+/// Identity of an object: its name and, in a cluster, when it was created (older objects win
+/// resource conflicts; without a creation time the name that sorts first wins).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    pub name: String,
+    pub created: Option<Timestamp>,
+}
+
+impl Meta {
+    pub fn named(name: impl Into<String>) -> Self {
+        Meta { name: name.into(), created: None }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct OrganizationalUnitDef {
+    pub meta: Meta,
+    pub parent: Option<String>,
+    pub display_name: Option<String>,
+    pub description: Option<String>,
+    pub resources: Vec<String>,
+}
+
+/// One allow or deny rule: every field that is set must match.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RuleDef {
+    pub resource_type: Option<String>,
+    pub api_name: Option<String>,
+    pub methods: Option<String>,
+    pub paths: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct PermissionSetDef {
+    pub meta: Meta,
+    pub description: Option<String>,
+    pub operations: Option<Vec<String>>,
+    pub allow: Vec<RuleDef>,
+    pub deny: Vec<RuleDef>,
+    /// OUs where the set applies; `None` or an empty list: everywhere.
+    pub scope: Option<Vec<String>>,
+    pub system_wide: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct RoleDef {
+    pub meta: Meta,
+    pub description: Option<String>,
+    pub permission_sets: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SubjectKind {
+    User,
+    Group,
+    ServiceAccount,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubjectDef {
+    pub kind: SubjectKind,
+    pub name: String,
+    pub namespace: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct UserBindingDef {
+    pub meta: Meta,
+    pub subjects: Vec<SubjectDef>,
+    pub role: Option<String>,
+    pub organizational_units: Vec<String>,
+    pub permission_sets: Vec<String>,
+    /// RFC 3339 time after which the binding grants nothing.
+    pub expires_at: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct OperationDef {
+    pub id: String,
+    pub method: String,
+    pub path: String,
+    pub resource_type: Option<String>,
+    pub access_path: Option<String>,
+    pub resource: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ApiCatalogDef {
+    pub meta: Meta,
+    pub hosts: Option<Vec<String>>,
+    pub path_prefix: Option<String>,
+    pub operations: Vec<OperationDef>,
+}

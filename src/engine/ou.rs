@@ -1,0 +1,321 @@
+//! The organizational-unit tree.
+//!
+//! ```text
+//! global ─┬─ accounting ── payroll
+//!         └─ r-and-d
+//! ```
+//! Only OUs whose whole chain of parents reaches `global` are in the tree. Ancestry is closed
+//! when the tree is built: each OU keeps its ancestors from the root down, so "is `a` at or
+//! above `b`" is one comparison.
+
+use std::collections::HashMap;
+
+use super::model::{GLOBAL, OrganizationalUnitDef};
+use super::report::{Kind, Problem, Reason, Report};
+
+/// Index of an OU in the tree; the root is 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OuId(pub(crate) u32);
+
+impl OuId {
+    pub const GLOBAL: OuId = OuId(0);
+}
+
+/// Who a resource id belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Owner {
+    Ou(OuId),
+    /// Listed by an OU that is not in the tree: requests on it are denied.
+    Unknown,
+}
+
+#[derive(Clone, Debug)]
+pub struct OuTree {
+    names: Box<[Box<str>]>,
+    /// Root first, the OU itself last.
+    ancestors: Box<[Box<[OuId]>]>,
+    by_name: HashMap<Box<str>, OuId>,
+    resources: HashMap<Box<str>, Owner>,
+}
+
+impl OuTree {
+    pub fn get(&self, name: &str) -> Option<OuId> {
+        self.by_name.get(name).copied()
+    }
+
+    pub fn name(&self, id: OuId) -> &str {
+        &self.names[id.0 as usize]
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    pub fn depth(&self, id: OuId) -> usize {
+        self.ancestors[id.0 as usize].len() - 1
+    }
+
+    /// Root first, `id` last.
+    pub fn ancestors(&self, id: OuId) -> &[OuId] {
+        &self.ancestors[id.0 as usize]
+    }
+
+    /// Is `upper` the OU `ou` itself or one of its ancestors?
+    #[inline]
+    pub fn covers(&self, upper: OuId, ou: OuId) -> bool {
+        let chain = &self.ancestors[ou.0 as usize];
+        chain.get(self.depth(upper)) == Some(&upper)
+    }
+
+    /// `global/accounting/payroll`
+    pub fn path(&self, id: OuId) -> String {
+        let names: Vec<&str> = self.ancestors(id).iter().map(|a| self.name(*a)).collect();
+        names.join("/")
+    }
+
+    pub(crate) fn owner(&self, resource: &str) -> Option<Owner> {
+        self.resources.get(resource).copied()
+    }
+
+    /// Builds the tree, reporting each OU's status.
+    pub(crate) fn build(defs: &[&OrganizationalUnitDef], report: &mut Report) -> OuTree {
+        let by_name: HashMap<&str, &OrganizationalUnitDef> =
+            defs.iter().map(|d| (d.meta.name.as_str(), *d)).collect();
+        fn parent_of(d: &OrganizationalUnitDef) -> &str {
+            d.parent.as_deref().unwrap_or(GLOBAL)
+        }
+
+        // depth of every OU whose chain reaches the root; `None` once found bad.
+        let mut depth: HashMap<&str, Option<u32>> = HashMap::new();
+        depth.insert(GLOBAL, Some(0));
+        if let Some(root) = by_name.get(GLOBAL) {
+            if let Some(p) = &root.parent {
+                report.fail(
+                    Kind::OrganizationalUnit,
+                    GLOBAL,
+                    Problem::new(Reason::InvalidParent, format!("`global` is the root and cannot have a parent (`{p}`)")),
+                );
+            }
+        }
+        let mut names: Vec<&str> = by_name.keys().copied().filter(|n| *n != GLOBAL).collect();
+        names.sort_unstable();
+        for start in &names {
+            // Walk up until a known OU, a missing parent or a repeat.
+            let mut chain: Vec<&str> = Vec::new();
+            let mut at = *start;
+            let outcome = loop {
+                if let Some(known) = depth.get(at) {
+                    break known.ok_or(None);
+                }
+                if let Some(pos) = chain.iter().position(|c| *c == at) {
+                    break Err(Some(pos));
+                }
+                chain.push(at);
+                let parent = parent_of(by_name[at]);
+                if !by_name.contains_key(parent) && parent != GLOBAL {
+                    let last = chain.pop().expect("chain holds `at`");
+                    report.fail(
+                        Kind::OrganizationalUnit,
+                        last,
+                        Problem::new(Reason::ParentNotFound, format!("parent `{parent}` does not exist")),
+                    );
+                    depth.insert(last, None);
+                    break Err(None);
+                }
+                at = parent;
+            };
+            match outcome {
+                Ok(base) => {
+                    for (i, name) in chain.iter().rev().enumerate() {
+                        depth.insert(name, Some(base + 1 + i as u32));
+                    }
+                }
+                Err(cycle_start) => {
+                    let cycle = cycle_start.map_or(&[][..], |pos| &chain[pos..]);
+                    for name in cycle {
+                        let members = cycle.join(" → ");
+                        report.fail(
+                            Kind::OrganizationalUnit,
+                            name,
+                            Problem::new(Reason::Cycle, format!("parents form a cycle: {members} → {}", cycle[0])),
+                        );
+                        depth.insert(name, None);
+                    }
+                    let above = cycle_start.unwrap_or(chain.len());
+                    for name in &chain[..above] {
+                        let parent = parent_of(by_name[name]);
+                        report.fail(
+                            Kind::OrganizationalUnit,
+                            name,
+                            Problem::new(Reason::ParentNotFound, format!("parent `{parent}` is not ready")),
+                        );
+                        depth.insert(name, None);
+                    }
+                }
+            }
+        }
+
+        // Ids: root first, then by depth and name, so parents precede children.
+        let mut ready: Vec<(u32, &str)> = names
+            .iter()
+            .filter_map(|n| depth[n].map(|d| (d, *n)))
+            .collect();
+        ready.sort_unstable();
+        let mut tree = OuTree {
+            names: Vec::with_capacity(ready.len() + 1).into(),
+            ancestors: Vec::new().into(),
+            by_name: HashMap::with_capacity(ready.len() + 1),
+            resources: HashMap::new(),
+        };
+        let mut names_out: Vec<Box<str>> = vec![GLOBAL.into()];
+        let mut ancestors: Vec<Box<[OuId]>> = vec![Box::new([OuId::GLOBAL])];
+        tree.by_name.insert(GLOBAL.into(), OuId::GLOBAL);
+        for (_, name) in &ready {
+            let id = OuId(names_out.len() as u32);
+            let parent = tree.by_name[parent_of(by_name[name])];
+            let mut chain = ancestors[parent.0 as usize].to_vec();
+            chain.push(id);
+            names_out.push((*name).into());
+            ancestors.push(chain.into());
+            tree.by_name.insert((*name).into(), id);
+        }
+        tree.names = names_out.into();
+        tree.ancestors = ancestors.into();
+
+        for id in 0..tree.names.len() {
+            let id = OuId(id as u32);
+            if id == OuId::GLOBAL && !by_name.contains_key(GLOBAL) {
+                continue;
+            }
+            let status = report.entry(Kind::OrganizationalUnit, tree.name(id));
+            status.path = Some((tree.path(id), tree.depth(id) as u32));
+        }
+        tree.resources = assign_resources(defs, &tree, report);
+        tree
+    }
+}
+
+/// A resource belongs to the oldest Ready OU that lists it; listed by any OU outside the
+/// tree, it belongs to no known OU at all.
+fn assign_resources(
+    defs: &[&OrganizationalUnitDef],
+    tree: &OuTree,
+    report: &mut Report,
+) -> HashMap<Box<str>, Owner> {
+    let mut ordered: Vec<&OrganizationalUnitDef> = defs.to_vec();
+    ordered.sort_by(|a, b| (&a.meta.created, &a.meta.name).cmp(&(&b.meta.created, &b.meta.name)));
+    let mut owners: HashMap<Box<str>, Owner> = HashMap::new();
+    for def in &ordered {
+        let in_tree = tree.get(&def.meta.name).filter(|_| report.get(Kind::OrganizationalUnit, &def.meta.name).is_none_or(|s| s.is_ready()));
+        for resource in &def.resources {
+            let Some(id) = in_tree else {
+                owners.insert(resource.as_str().into(), Owner::Unknown);
+                continue;
+            };
+            match owners.get(resource.as_str()) {
+                None => {
+                    owners.insert(resource.as_str().into(), Owner::Ou(id));
+                }
+                Some(Owner::Ou(keeper)) if *keeper != id => {
+                    let keeper = tree.name(*keeper).to_owned();
+                    report.warn(
+                        Kind::OrganizationalUnit,
+                        &def.meta.name,
+                        Problem::new(
+                            Reason::ResourceConflict,
+                            format!("resource `{resource}` is also listed by `{keeper}`, which keeps it"),
+                        ),
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    owners
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::model::Meta;
+
+    fn ou(name: &str, parent: Option<&str>, resources: &[&str]) -> OrganizationalUnitDef {
+        OrganizationalUnitDef {
+            meta: Meta::named(name),
+            parent: parent.map(Into::into),
+            resources: resources.iter().map(|r| r.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn build(defs: &[OrganizationalUnitDef]) -> (OuTree, Report) {
+        let mut report = Report::default();
+        let refs: Vec<&OrganizationalUnitDef> = defs.iter().collect();
+        (OuTree::build(&refs, &mut report), report)
+    }
+
+    fn reason(r: &Report, name: &str) -> Option<Reason> {
+        r.get(Kind::OrganizationalUnit, name).and_then(|s| s.error.as_ref().map(|e| e.reason))
+    }
+
+    #[test]
+    fn ancestry_is_closed() {
+        let (t, r) = build(&[ou("payroll", Some("accounting"), &[]), ou("accounting", None, &[]), ou("r-and-d", None, &[])]);
+        assert!(r.is_clean());
+        let (g, a, p, d) = (OuId::GLOBAL, t.get("accounting").unwrap(), t.get("payroll").unwrap(), t.get("r-and-d").unwrap());
+        assert!(t.covers(g, p) && t.covers(a, p) && t.covers(p, p));
+        assert!(!t.covers(p, a) && !t.covers(d, p) && !t.covers(a, g));
+        assert_eq!(t.path(p), "global/accounting/payroll");
+        assert_eq!(r.get(Kind::OrganizationalUnit, "payroll").unwrap().path, Some(("global/accounting/payroll".into(), 2)));
+    }
+
+    #[test]
+    fn missing_parent_and_cycles_drop_the_subtree() {
+        let (t, r) = build(&[
+            ou("orphan", Some("nowhere"), &[]),
+            ou("under-orphan", Some("orphan"), &[]),
+            ou("a", Some("b"), &[]),
+            ou("b", Some("a"), &[]),
+            ou("below-cycle", Some("a"), &[]),
+            ou("fine", None, &[]),
+        ]);
+        assert_eq!(reason(&r, "orphan"), Some(Reason::ParentNotFound));
+        assert_eq!(reason(&r, "under-orphan"), Some(Reason::ParentNotFound));
+        assert_eq!(reason(&r, "a"), Some(Reason::Cycle));
+        assert_eq!(reason(&r, "b"), Some(Reason::Cycle));
+        assert_eq!(reason(&r, "below-cycle"), Some(Reason::ParentNotFound));
+        assert_eq!(reason(&r, "fine"), None);
+        for bad in ["orphan", "under-orphan", "a", "b", "below-cycle"] {
+            assert!(t.get(bad).is_none(), "{bad} must not be in the tree");
+        }
+        let (_, r) = build(&[ou("self", Some("self"), &[])]);
+        assert_eq!(reason(&r, "self"), Some(Reason::Cycle));
+    }
+
+    #[test]
+    fn global_with_a_parent_is_invalid_but_the_root_stays() {
+        let (t, r) = build(&[ou("global", Some("x"), &[]), ou("a", None, &[])]);
+        assert_eq!(reason(&r, "global"), Some(Reason::InvalidParent));
+        assert!(t.get("a").is_some());
+        assert_eq!(t.get("global"), Some(OuId::GLOBAL));
+    }
+
+    #[test]
+    fn resource_conflicts_go_to_the_first_and_unknown_owners_fail_closed() {
+        let (t, r) = build(&[
+            ou("b", None, &["shared", "x"]),
+            ou("a", None, &["shared"]),
+            ou("bad", Some("missing"), &["x"]),
+        ]);
+        assert_eq!(t.owner("shared"), Some(Owner::Ou(t.get("a").unwrap())));
+        let warn = &r.get(Kind::OrganizationalUnit, "b").unwrap().warnings;
+        assert_eq!(warn[0].reason, Reason::ResourceConflict);
+        assert!(r.get(Kind::OrganizationalUnit, "b").unwrap().is_ready());
+        assert_eq!(t.owner("x"), Some(Owner::Unknown));
+        assert_eq!(t.owner("elsewhere"), None);
+    }
+}
