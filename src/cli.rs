@@ -1,1 +1,229 @@
+//! The `turnstile` commands (DESIGN §6).
 
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::engine::{Claims, Report, Request, Snapshot, Subject, split_url};
+use crate::sources::{self, files};
+
+/// Turnstile: Kubernetes-native authorization for ingresses, services and the API server.
+#[derive(Debug, Parser)]
+#[command(name = "turnstile", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Decide one request against a folder of manifests; exit 0 when allowed, 1 when denied.
+    Check(CheckArgs),
+    /// Check a folder of manifests as the controller would; non-zero exit on any error.
+    Validate(ValidateArgs),
+    /// Print the CustomResourceDefinitions as YAML.
+    Crds,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Folder (or file) of manifests.
+    #[arg(long, default_value = "examples")]
+    pub manifests: PathBuf,
+    /// The user asking.
+    #[arg(long)]
+    pub user: String,
+    /// A group of the user (repeatable).
+    #[arg(long = "group")]
+    pub groups: Vec<String>,
+    /// OU context of the request (default `global`).
+    #[arg(long)]
+    pub ou: Option<String>,
+    /// HTTP method.
+    #[arg(long, default_value = "GET")]
+    pub method: String,
+    /// Full URL (`https://api.example.com/api/v1/x`) or a path.
+    #[arg(long)]
+    pub url: String,
+    /// Request header `Name: value` (repeatable).
+    #[arg(long = "header", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+    /// JSON body, for `j()` extractors.
+    #[arg(long)]
+    pub body: Option<String>,
+    /// Print every binding, set and rule considered.
+    #[arg(long)]
+    pub explain: bool,
+    /// `text`, or `json` for the `/v1/check` answer.
+    #[arg(long, value_enum, default_value_t)]
+    pub output: Output,
+}
+
+fn parse_header(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once(':')
+        .ok_or_else(|| format!("header `{s}` is not `Name: value`"))?;
+    Ok((k.trim().to_owned(), v.trim().to_owned()))
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Folder (or file) of manifests.
+    pub dir: PathBuf,
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Check(args) => check(args),
+        Command::Validate(args) => validate(args),
+        Command::Crds => {
+            print!("{}", sources::crds_yaml());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Loads a folder and builds its snapshot.
+pub fn load(dir: &std::path::Path) -> anyhow::Result<(files::Loaded, Snapshot, Report)> {
+    let loaded = files::load(dir)?;
+    let (snapshot, report) = Snapshot::build(&loaded.definitions(), jiff::Timestamp::now());
+    Ok((loaded, snapshot, report))
+}
+
+fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let (loaded, snapshot, report) = load(&args.manifests)?;
+    for p in &loaded.problems {
+        eprintln!("warning: {p}");
+    }
+    for (kind, name, p) in report.errors() {
+        eprintln!("warning: {kind}/{name} is not ready: {p}");
+    }
+    let body = args
+        .body
+        .as_deref()
+        .map(serde_json::from_str::<serde_json::Value>)
+        .transpose()
+        .context("`--body` is not JSON")?;
+    let (host, path) = split_url(&args.url);
+    if !path.starts_with('/') {
+        bail!("`--url` must be a full URL or start with `/`");
+    }
+    let req = Request {
+        subject: Some(Subject {
+            user: &args.user,
+            groups: &args.groups,
+        }),
+        claims: Claims::Subject { user_claim: "sub" },
+        method: &args.method,
+        host,
+        path,
+        headers: &args.headers,
+        body: body.as_ref(),
+        ou: args.ou.as_deref(),
+        now: jiff::Timestamp::now(),
+    };
+    let (decision, trace) = if args.explain {
+        let (d, t) = snapshot.explain(&req);
+        (d, Some(t))
+    } else {
+        (snapshot.decide(&req), None)
+    };
+    let mut answer = decision.answer();
+    answer.trace = trace;
+    let mut out = std::io::stdout().lock();
+    match args.output {
+        Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(&answer)?)?,
+        Output::Text => {
+            let verdict = if answer.allowed { "allowed" } else { "denied" };
+            writeln!(out, "{verdict} ({}): {}", answer.status, answer.reason)?;
+            writeln!(
+                out,
+                "  user:      {}",
+                answer.user.as_deref().unwrap_or("-")
+            )?;
+            writeln!(out, "  groups:    {}", answer.groups.join(", "))?;
+            writeln!(out, "  ou:        {}", answer.ou.as_deref().unwrap_or("-"))?;
+            writeln!(out, "  roles:     {}", answer.roles.join(", "))?;
+            writeln!(
+                out,
+                "  operation: {}",
+                if answer.operation.is_empty() {
+                    "-"
+                } else {
+                    &answer.operation
+                }
+            )?;
+            writeln!(
+                out,
+                "  rule:      {}",
+                answer.rule.as_deref().unwrap_or("-")
+            )?;
+            if let Some(t) = &answer.trace {
+                writeln!(out, "trace:")?;
+                for line in serde_yaml::to_string(t)?.lines() {
+                    writeln!(out, "  {line}")?;
+                }
+            }
+        }
+    }
+    Ok(if answer.allowed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
+    let (loaded, _, report) = load(&args.dir)?;
+    let mut out = std::io::stdout().lock();
+    for note in &loaded.notes {
+        writeln!(out, "note: {note}")?;
+    }
+    for p in &loaded.problems {
+        writeln!(out, "error: {p}")?;
+    }
+    let at = |kind, name: &str| {
+        loaded
+            .origins
+            .get(&(kind, name.to_owned()))
+            .map(|os| {
+                os.iter()
+                    .map(|o| o.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    let mut errors = loaded.problems.len();
+    for (kind, name, p) in report.errors() {
+        errors += 1;
+        writeln!(out, "error: {}: {kind}/{name}: {p}", at(kind, name))?;
+    }
+    let mut warnings = 0;
+    for (kind, name, p) in report.warnings() {
+        warnings += 1;
+        writeln!(out, "warning: {}: {kind}/{name}: {p}", at(kind, name))?;
+    }
+    writeln!(
+        out,
+        "{} objects in {} files: {errors} errors, {warnings} warnings",
+        loaded.resources.len(),
+        loaded.files
+    )?;
+    Ok(if errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -25,5 +25,5 @@ pub use decision::{Answer, Decision, Denial, Outcome, RuleRef, Side, Trace};
 pub use index::{Snapshot, Stats};
 pub use model::*;
 pub use report::{Kind, ObjectStatus, Problem, Reason, Report};
-pub use request::{Claims, Headers, NoHeaders, Request, Subject, OU_HEADER};
+pub use request::{Claims, Headers, NoHeaders, OU_HEADER, Request, Subject, split_url};
 pub use views::{AllowedOperation, EffectivePermissions, FeatureNode, ViewError};

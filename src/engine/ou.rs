@@ -92,14 +92,17 @@ impl OuTree {
         // depth of every OU whose chain reaches the root; `None` once found bad.
         let mut depth: HashMap<&str, Option<u32>> = HashMap::new();
         depth.insert(GLOBAL, Some(0));
-        if let Some(root) = by_name.get(GLOBAL) {
-            if let Some(p) = &root.parent {
-                report.fail(
-                    Kind::OrganizationalUnit,
-                    GLOBAL,
-                    Problem::new(Reason::InvalidParent, format!("`global` is the root and cannot have a parent (`{p}`)")),
-                );
-            }
+        if let Some(root) = by_name.get(GLOBAL)
+            && let Some(p) = &root.parent
+        {
+            report.fail(
+                Kind::OrganizationalUnit,
+                GLOBAL,
+                Problem::new(
+                    Reason::InvalidParent,
+                    format!("`global` is the root and cannot have a parent (`{p}`)"),
+                ),
+            );
         }
         let mut names: Vec<&str> = by_name.keys().copied().filter(|n| *n != GLOBAL).collect();
         names.sort_unstable();
@@ -121,7 +124,10 @@ impl OuTree {
                     report.fail(
                         Kind::OrganizationalUnit,
                         last,
-                        Problem::new(Reason::ParentNotFound, format!("parent `{parent}` does not exist")),
+                        Problem::new(
+                            Reason::ParentNotFound,
+                            format!("parent `{parent}` does not exist"),
+                        ),
                     );
                     depth.insert(last, None);
                     break Err(None);
@@ -141,7 +147,10 @@ impl OuTree {
                         report.fail(
                             Kind::OrganizationalUnit,
                             name,
-                            Problem::new(Reason::Cycle, format!("parents form a cycle: {members} → {}", cycle[0])),
+                            Problem::new(
+                                Reason::Cycle,
+                                format!("parents form a cycle: {members} → {}", cycle[0]),
+                            ),
                         );
                         depth.insert(name, None);
                     }
@@ -151,7 +160,10 @@ impl OuTree {
                         report.fail(
                             Kind::OrganizationalUnit,
                             name,
-                            Problem::new(Reason::ParentNotFound, format!("parent `{parent}` is not ready")),
+                            Problem::new(
+                                Reason::ParentNotFound,
+                                format!("parent `{parent}` is not ready"),
+                            ),
                         );
                         depth.insert(name, None);
                     }
@@ -210,7 +222,11 @@ fn assign_resources(
     ordered.sort_by(|a, b| (&a.meta.created, &a.meta.name).cmp(&(&b.meta.created, &b.meta.name)));
     let mut owners: HashMap<Box<str>, Owner> = HashMap::new();
     for def in &ordered {
-        let in_tree = tree.get(&def.meta.name).filter(|_| report.get(Kind::OrganizationalUnit, &def.meta.name).is_none_or(|s| s.is_ready()));
+        let in_tree = tree.get(&def.meta.name).filter(|_| {
+            report
+                .get(Kind::OrganizationalUnit, &def.meta.name)
+                .is_none_or(|s| s.is_ready())
+        });
         for resource in &def.resources {
             let Some(id) = in_tree else {
                 owners.insert(resource.as_str().into(), Owner::Unknown);
@@ -227,7 +243,9 @@ fn assign_resources(
                         &def.meta.name,
                         Problem::new(
                             Reason::ResourceConflict,
-                            format!("resource `{resource}` is also listed by `{keeper}`, which keeps it"),
+                            format!(
+                                "resource `{resource}` is also listed by `{keeper}`, which keeps it"
+                            ),
                         ),
                     );
                 }
@@ -259,18 +277,31 @@ mod tests {
     }
 
     fn reason(r: &Report, name: &str) -> Option<Reason> {
-        r.get(Kind::OrganizationalUnit, name).and_then(|s| s.error.as_ref().map(|e| e.reason))
+        r.get(Kind::OrganizationalUnit, name)
+            .and_then(|s| s.error.as_ref().map(|e| e.reason))
     }
 
     #[test]
     fn ancestry_is_closed() {
-        let (t, r) = build(&[ou("payroll", Some("accounting"), &[]), ou("accounting", None, &[]), ou("r-and-d", None, &[])]);
+        let (t, r) = build(&[
+            ou("payroll", Some("accounting"), &[]),
+            ou("accounting", None, &[]),
+            ou("r-and-d", None, &[]),
+        ]);
         assert!(r.is_clean());
-        let (g, a, p, d) = (OuId::GLOBAL, t.get("accounting").unwrap(), t.get("payroll").unwrap(), t.get("r-and-d").unwrap());
+        let (g, a, p, d) = (
+            OuId::GLOBAL,
+            t.get("accounting").unwrap(),
+            t.get("payroll").unwrap(),
+            t.get("r-and-d").unwrap(),
+        );
         assert!(t.covers(g, p) && t.covers(a, p) && t.covers(p, p));
         assert!(!t.covers(p, a) && !t.covers(d, p) && !t.covers(a, g));
         assert_eq!(t.path(p), "global/accounting/payroll");
-        assert_eq!(r.get(Kind::OrganizationalUnit, "payroll").unwrap().path, Some(("global/accounting/payroll".into(), 2)));
+        assert_eq!(
+            r.get(Kind::OrganizationalUnit, "payroll").unwrap().path,
+            Some(("global/accounting/payroll".into(), 2))
+        );
     }
 
     #[test]

@@ -106,7 +106,10 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(reason: Reason, message: impl Into<String>) -> Self {
-        Problem { reason, message: message.into() }
+        Problem {
+            reason,
+            message: message.into(),
+        }
     }
 }
 

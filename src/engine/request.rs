@@ -29,7 +29,10 @@ pub trait Headers {
 }
 
 fn find<'h, K: AsRef<str>, V: AsRef<str>>(pairs: &'h [(K, V)], name: &str) -> Option<&'h str> {
-    pairs.iter().find(|(k, _)| k.as_ref().eq_ignore_ascii_case(name)).map(|(_, v)| v.as_ref())
+    pairs
+        .iter()
+        .find(|(k, _)| k.as_ref().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_ref())
 }
 
 impl<K: AsRef<str>, V: AsRef<str>> Headers for Vec<(K, V)> {
@@ -120,8 +123,10 @@ fn percent_decode(seg: &str) -> Result<Cow<'_, str>, PathError> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = |b: u8| (b as char).to_digit(16);
-            let (Some(hi), Some(lo)) = (bytes.get(i + 1).and_then(|b| hex(*b)), bytes.get(i + 2).and_then(|b| hex(*b)))
-            else {
+            let (Some(hi), Some(lo)) = (
+                bytes.get(i + 1).and_then(|b| hex(*b)),
+                bytes.get(i + 2).and_then(|b| hex(*b)),
+            ) else {
                 return Err(PathError::BadEscape);
             };
             let b = (hi * 16 + lo) as u8;
@@ -135,7 +140,9 @@ fn percent_decode(seg: &str) -> Result<Cow<'_, str>, PathError> {
             i += 1;
         }
     }
-    String::from_utf8(out).map(Cow::Owned).map_err(|_| PathError::BadEscape)
+    String::from_utf8(out)
+        .map(Cow::Owned)
+        .map_err(|_| PathError::BadEscape)
 }
 
 /// First value of a query parameter, form-decoded.
@@ -143,7 +150,9 @@ pub(crate) fn query_param<'q>(query: &'q str, name: &str) -> Option<Cow<'q, str>
     if query.is_empty() {
         return None;
     }
-    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v)
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
 }
 
 /// Text of a JSON value an extractor can use: a string or a number.
@@ -174,7 +183,10 @@ mod tests {
         assert_eq!(segs.as_slice(), &["api", "v1", "a b"]);
         assert_eq!(q, "x=1");
         assert_eq!(split_path("/a/../b").unwrap_err(), PathError::DotSegment);
-        assert_eq!(split_path("/a/%2e%2E/b").unwrap_err(), PathError::DotSegment);
+        assert_eq!(
+            split_path("/a/%2e%2E/b").unwrap_err(),
+            PathError::DotSegment
+        );
         assert_eq!(split_path("/a/%2Fb").unwrap_err(), PathError::EncodedSlash);
         assert_eq!(split_path("/a/%zz").unwrap_err(), PathError::BadEscape);
         assert_eq!(split_path("/a/%4").unwrap_err(), PathError::BadEscape);
@@ -193,5 +205,34 @@ mod tests {
     fn headers_are_case_insensitive() {
         let h = [("X-Turnstile-OU", "accounting")];
         assert_eq!(h.get(OU_HEADER), Some("accounting"));
+    }
+}
+
+/// Splits a full URL (`https://host:port/path?query`) into its host and path-with-query; a
+/// bare path has no host. Dot segments are left as they are, for the decision to refuse.
+pub fn split_url(url: &str) -> (&str, &str) {
+    let Some((_, rest)) = url.split_once("://") else {
+        return ("", if url.is_empty() { "/" } else { url });
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let path = &rest[end..];
+    (host, if path.is_empty() { "/" } else { path })
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::split_url;
+
+    #[test]
+    fn urls_split_into_host_and_path() {
+        assert_eq!(
+            split_url("https://api.example.com:8443/a/b?x=1"),
+            ("api.example.com:8443", "/a/b?x=1")
+        );
+        assert_eq!(split_url("http://u:p@h"), ("h", "/"));
+        assert_eq!(split_url("http://h?x"), ("h", "?x"));
+        assert_eq!(split_url("/a/../b"), ("", "/a/../b"));
     }
 }

@@ -43,7 +43,12 @@ impl RegexCache {
 
 fn first_line(s: &str) -> String {
     // regex errors carry a multi-line caret diagram; the last line says what is wrong.
-    s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(s).trim().to_owned()
+    s.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(s)
+        .trim()
+        .to_owned()
 }
 
 /// One field of a rule.
@@ -140,18 +145,35 @@ pub(crate) struct Rule {
 impl Rule {
     pub(crate) fn compile(def: &RuleDef, cache: &mut RegexCache) -> Result<Rule, Problem> {
         let mut field = |p: &Option<String>| {
-            p.as_deref().map(|p| cache.matcher(p)).transpose().map_err(|e| Problem::new(Reason::InvalidRegex, e))
+            p.as_deref()
+                .map(|p| cache.matcher(p))
+                .transpose()
+                .map_err(|e| Problem::new(Reason::InvalidRegex, e))
         };
         let resource_type = field(&def.resource_type)?;
         let api_name = field(&def.api_name)?;
         let methods = field(&def.methods)?;
         let spec = |m: String| Problem::new(Reason::InvalidSpec, m);
         let paths = match &def.paths {
-            Some(ps) if ps.is_empty() => return Err(spec("`paths` is empty: leave it out to mean any path".into())),
-            Some(ps) => Some(ps.iter().map(|p| PathPattern::parse(p)).collect::<Result<Box<[_]>, _>>().map_err(spec)?),
+            Some(ps) if ps.is_empty() => {
+                return Err(spec(
+                    "`paths` is empty: leave it out to mean any path".into(),
+                ));
+            }
+            Some(ps) => Some(
+                ps.iter()
+                    .map(|p| PathPattern::parse(p))
+                    .collect::<Result<Box<[_]>, _>>()
+                    .map_err(spec)?,
+            ),
             None => None,
         };
-        Ok(Rule { resource_type, api_name, methods, paths })
+        Ok(Rule {
+            resource_type,
+            api_name,
+            methods,
+            paths,
+        })
     }
 
     /// Checks every field but `apiName` (already matched by the bucket).
@@ -164,20 +186,20 @@ impl Rule {
         if !ok(&self.resource_type, a.resource_type) {
             return Err(Mismatch::ResourceType);
         }
-        if let Some(paths) = &self.paths {
-            if !paths.iter().any(|p| p.covers(a.access_path)) {
-                return Err(Mismatch::Paths);
-            }
+        if let Some(paths) = &self.paths
+            && !paths.iter().any(|p| p.covers(a.access_path))
+        {
+            return Err(Mismatch::Paths);
         }
         Ok(())
     }
 
     #[inline]
     pub(crate) fn check<S: AsRef<str>>(&self, a: &Attributes<'_, S>) -> Result<(), Mismatch> {
-        if let Some(m) = &self.api_name {
-            if !m.is_match(a.api_name) {
-                return Err(Mismatch::ApiName);
-            }
+        if let Some(m) = &self.api_name
+            && !m.is_match(a.api_name)
+        {
+            return Err(Mismatch::ApiName);
         }
         self.check_rest(a)
     }
@@ -208,20 +230,24 @@ impl RuleList {
                 _ => scan.push(i),
             }
         }
-        RuleList { rules: rules.into(), by_api_name, scan: scan.into() }
+        RuleList {
+            rules: rules.into(),
+            by_api_name,
+            scan: scan.into(),
+        }
     }
 
     /// Index of the first rule that matches.
     #[inline]
     pub(crate) fn first_match<S: AsRef<str>>(&self, a: &Attributes<'_, S>) -> Option<u32> {
         let mut found = None;
-        if !self.by_api_name.is_empty() {
-            if let Some(bucket) = self.by_api_name.get(a.api_name) {
-                found = bucket
-                    .iter()
-                    .copied()
-                    .find(|&i| self.rules[i as usize].check_rest(a).is_ok());
-            }
+        if !self.by_api_name.is_empty()
+            && let Some(bucket) = self.by_api_name.get(a.api_name)
+        {
+            found = bucket
+                .iter()
+                .copied()
+                .find(|&i| self.rules[i as usize].check_rest(a).is_ok());
         }
         for &i in self.scan.iter() {
             if found.is_some_and(|f| i > f) {
@@ -239,8 +265,18 @@ impl RuleList {
 mod tests {
     use super::*;
 
-    fn attrs<'a>(rt: &'a str, api: &'a str, m: &'a str, path: &'a [&'a str]) -> Attributes<'a, &'a str> {
-        Attributes { resource_type: rt, api_name: api, method: m, access_path: path }
+    fn attrs<'a>(
+        rt: &'a str,
+        api: &'a str,
+        m: &'a str,
+        path: &'a [&'a str],
+    ) -> Attributes<'a, &'a str> {
+        Attributes {
+            resource_type: rt,
+            api_name: api,
+            method: m,
+            access_path: path,
+        }
     }
 
     #[test]
@@ -265,7 +301,9 @@ mod tests {
     #[test]
     fn identical_patterns_share_one_regex() {
         let mut c = RegexCache::default();
-        let (Matcher::Regex(a), Matcher::Regex(b)) = (c.matcher("a.*").unwrap(), c.matcher("a.*").unwrap()) else {
+        let (Matcher::Regex(a), Matcher::Regex(b)) =
+            (c.matcher("a.*").unwrap(), c.matcher("a.*").unwrap())
+        else {
             panic!("expected regexes")
         };
         assert!(Arc::ptr_eq(&a, &b));
@@ -294,14 +332,40 @@ mod tests {
     fn first_match_respects_rule_order_across_buckets() {
         let mut c = RegexCache::default();
         let defs = [
-            RuleDef { api_name: Some("Get.*".into()), methods: Some("POST".into()), ..Default::default() },
-            RuleDef { api_name: Some("GetSecret".into()), ..Default::default() },
-            RuleDef { resource_type: Some("k8s/.*".into()), ..Default::default() },
+            RuleDef {
+                api_name: Some("Get.*".into()),
+                methods: Some("POST".into()),
+                ..Default::default()
+            },
+            RuleDef {
+                api_name: Some("GetSecret".into()),
+                ..Default::default()
+            },
+            RuleDef {
+                resource_type: Some("k8s/.*".into()),
+                ..Default::default()
+            },
         ];
-        let list = RuleList::new(defs.iter().map(|d| Rule::compile(d, &mut c).unwrap()).collect());
-        assert_eq!(list.first_match(&attrs("k8s/secret", "GetSecret", "GET", &[])), Some(1));
-        assert_eq!(list.first_match(&attrs("k8s/secret", "GetSecret", "POST", &[])), Some(0));
-        assert_eq!(list.first_match(&attrs("k8s/job", "ListJobs", "GET", &[])), Some(2));
-        assert_eq!(list.first_match(&attrs("aws/s3", "ListBuckets", "GET", &[])), None);
+        let list = RuleList::new(
+            defs.iter()
+                .map(|d| Rule::compile(d, &mut c).unwrap())
+                .collect(),
+        );
+        assert_eq!(
+            list.first_match(&attrs("k8s/secret", "GetSecret", "GET", &[])),
+            Some(1)
+        );
+        assert_eq!(
+            list.first_match(&attrs("k8s/secret", "GetSecret", "POST", &[])),
+            Some(0)
+        );
+        assert_eq!(
+            list.first_match(&attrs("k8s/job", "ListJobs", "GET", &[])),
+            Some(2)
+        );
+        assert_eq!(
+            list.first_match(&attrs("aws/s3", "ListBuckets", "GET", &[])),
+            None
+        );
     }
 }

@@ -1,1 +1,23 @@
+//! Where definitions come from: the custom resources ([`crd`]), their conversion into
+//! engine definitions ([`convert`]), and a folder of YAML manifests ([`files`]).
 
+pub mod convert;
+pub mod crd;
+pub mod files;
+
+use kube::CustomResourceExt;
+
+/// The five CRDs as one multi-document YAML stream, as committed under `crds/`.
+pub fn crds_yaml() -> String {
+    let crds = [
+        crd::OrganizationalUnit::crd(),
+        crd::PermissionSet::crd(),
+        crd::Role::crd(),
+        crd::UserBinding::crd(),
+        crd::ApiCatalog::crd(),
+    ];
+    crds.iter()
+        .map(|c| serde_yaml::to_string(c).expect("a CRD serializes to YAML"))
+        .collect::<Vec<_>>()
+        .join("---\n")
+}

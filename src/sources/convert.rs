@@ -1,0 +1,195 @@
+//! The one conversion from custom resources to engine definitions, and from the engine's
+//! report back to status conditions. `validate`, the file loader and the controller all go
+//! through here, so what is reported is what is enforced.
+
+use kube::api::ObjectMeta;
+
+use super::crd::{
+    ApiCatalog, Condition, OrganizationalUnit, OrganizationalUnitStatus, PermissionSet,
+    ResourceStatus, Role, SubjectKind as CrdSubjectKind, UserBinding,
+};
+use crate::engine::{
+    ApiCatalogDef, Definitions, Meta, ObjectStatus, OperationDef, OrganizationalUnitDef,
+    PermissionSetDef, RoleDef, RuleDef, SubjectDef, SubjectKind, UserBindingDef,
+};
+
+fn meta(m: &ObjectMeta) -> Meta {
+    Meta {
+        name: m.name.clone().unwrap_or_default(),
+        created: m.creation_timestamp.as_ref().map(|t| t.0),
+    }
+}
+
+impl From<&OrganizationalUnit> for OrganizationalUnitDef {
+    fn from(o: &OrganizationalUnit) -> Self {
+        OrganizationalUnitDef {
+            meta: meta(&o.metadata),
+            parent: o.spec.parent.clone(),
+            display_name: o.spec.display_name.clone(),
+            description: o.spec.description.clone(),
+            resources: o.spec.resources.clone(),
+        }
+    }
+}
+
+impl From<&PermissionSet> for PermissionSetDef {
+    fn from(p: &PermissionSet) -> Self {
+        let rules = |rs: &[super::crd::PolicyRule]| {
+            rs.iter()
+                .map(|r| RuleDef {
+                    resource_type: r.resource_type.clone(),
+                    api_name: r.api_name.clone(),
+                    methods: r.methods.clone(),
+                    paths: r.paths.clone(),
+                })
+                .collect()
+        };
+        PermissionSetDef {
+            meta: meta(&p.metadata),
+            description: p.spec.description.clone(),
+            operations: p.spec.operations.clone(),
+            allow: rules(&p.spec.allow),
+            deny: rules(&p.spec.deny),
+            scope: p
+                .spec
+                .scope
+                .as_ref()
+                .and_then(|s| s.organizational_units.clone()),
+            system_wide: p.spec.system_wide,
+        }
+    }
+}
+
+impl From<&Role> for RoleDef {
+    fn from(r: &Role) -> Self {
+        RoleDef {
+            meta: meta(&r.metadata),
+            description: r.spec.description.clone(),
+            permission_sets: r.spec.permission_sets.clone(),
+        }
+    }
+}
+
+impl From<&UserBinding> for UserBindingDef {
+    fn from(b: &UserBinding) -> Self {
+        UserBindingDef {
+            meta: meta(&b.metadata),
+            subjects: b
+                .spec
+                .subjects
+                .iter()
+                .map(|s| SubjectDef {
+                    kind: match s.kind {
+                        CrdSubjectKind::User => SubjectKind::User,
+                        CrdSubjectKind::Group => SubjectKind::Group,
+                        CrdSubjectKind::ServiceAccount => SubjectKind::ServiceAccount,
+                    },
+                    name: s.name.clone(),
+                    namespace: s.namespace.clone(),
+                })
+                .collect(),
+            role: b.spec.role.clone(),
+            organizational_units: b.spec.organizational_units.clone(),
+            permission_sets: b.spec.permission_sets.clone(),
+            expires_at: b.spec.expires_at.clone(),
+        }
+    }
+}
+
+impl From<&ApiCatalog> for ApiCatalogDef {
+    fn from(c: &ApiCatalog) -> Self {
+        ApiCatalogDef {
+            meta: meta(&c.metadata),
+            hosts: c.spec.hosts.clone(),
+            path_prefix: c.spec.path_prefix.clone(),
+            operations: c
+                .spec
+                .operations
+                .iter()
+                .map(|o| OperationDef {
+                    id: o.id.clone(),
+                    method: o.method.clone(),
+                    path: o.path.clone(),
+                    resource_type: o.resource_type.clone(),
+                    access_path: o.access_path.clone(),
+                    resource: o.resource.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Any of the five resources.
+#[derive(Clone, Debug)]
+pub enum AnyResource {
+    OrganizationalUnit(OrganizationalUnit),
+    PermissionSet(PermissionSet),
+    Role(Role),
+    UserBinding(UserBinding),
+    ApiCatalog(ApiCatalog),
+}
+
+impl AnyResource {
+    /// Adds the resource's engine definition.
+    pub fn add_to(&self, defs: &mut Definitions) {
+        match self {
+            AnyResource::OrganizationalUnit(r) => defs.organizational_units.push(r.into()),
+            AnyResource::PermissionSet(r) => defs.permission_sets.push(r.into()),
+            AnyResource::Role(r) => defs.roles.push(r.into()),
+            AnyResource::UserBinding(r) => defs.user_bindings.push(r.into()),
+            AnyResource::ApiCatalog(r) => defs.api_catalogs.push(r.into()),
+        }
+    }
+}
+
+/// Conditions for an object's status: `Ready`, then one per warning reason.
+pub fn conditions(status: &ObjectStatus, generation: Option<i64>, now: &str) -> Vec<Condition> {
+    let cond = |type_: &str, ok: bool, reason: &str, message: &str| Condition {
+        type_: type_.to_owned(),
+        status: if ok { "True" } else { "False" }.to_owned(),
+        reason: reason.to_owned(),
+        message: message.to_owned(),
+        last_transition_time: Some(now.to_owned()),
+        observed_generation: generation,
+    };
+    let mut out = vec![match &status.error {
+        None => cond("Ready", true, "Indexed", "indexed and enforced"),
+        Some(p) => cond("Ready", false, p.reason.as_str(), &p.message),
+    }];
+    for w in &status.warnings {
+        match out.iter_mut().find(|c| c.type_ == w.reason.as_str()) {
+            Some(c) => {
+                c.message.push_str("; ");
+                c.message.push_str(&w.message);
+            }
+            None => out.push(cond(w.reason.as_str(), true, w.reason.as_str(), &w.message)),
+        }
+    }
+    out
+}
+
+/// Status of a permission set, role, binding or catalog.
+pub fn resource_status(
+    status: &ObjectStatus,
+    generation: Option<i64>,
+    now: &str,
+) -> ResourceStatus {
+    ResourceStatus {
+        observed_generation: generation,
+        conditions: conditions(status, generation, now),
+    }
+}
+
+/// Status of an organizational unit, with its path and depth when it is in the tree.
+pub fn ou_status(
+    status: &ObjectStatus,
+    generation: Option<i64>,
+    now: &str,
+) -> OrganizationalUnitStatus {
+    OrganizationalUnitStatus {
+        observed_generation: generation,
+        conditions: conditions(status, generation, now),
+        path: status.path.as_ref().map(|(p, _)| p.clone()),
+        depth: status.path.as_ref().map(|(_, d)| *d),
+    }
+}

@@ -1,0 +1,197 @@
+//! Builders for engine definitions and a one-line decision helper.
+#![allow(dead_code)]
+
+use turnstile::engine::*;
+
+pub fn now() -> jiff::Timestamp {
+    "2026-06-01T00:00:00Z".parse().unwrap()
+}
+
+pub fn mk_ou(name: &str, parent: Option<&str>, resources: &[&str]) -> OrganizationalUnitDef {
+    OrganizationalUnitDef {
+        meta: Meta::named(name),
+        parent: parent.map(Into::into),
+        resources: resources.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+pub fn rule() -> RuleDef {
+    RuleDef::default()
+}
+
+pub fn rt(pattern: &str) -> RuleDef {
+    RuleDef {
+        resource_type: Some(pattern.into()),
+        ..Default::default()
+    }
+}
+
+pub fn api(pattern: &str) -> RuleDef {
+    RuleDef {
+        api_name: Some(pattern.into()),
+        ..Default::default()
+    }
+}
+
+pub fn paths(ps: &[&str]) -> RuleDef {
+    RuleDef {
+        paths: Some(ps.iter().map(|s| s.to_string()).collect()),
+        ..Default::default()
+    }
+}
+
+pub fn mk_set(name: &str, allow: Vec<RuleDef>, deny: Vec<RuleDef>) -> PermissionSetDef {
+    PermissionSetDef {
+        meta: Meta::named(name),
+        allow,
+        deny,
+        ..Default::default()
+    }
+}
+
+pub fn mk_ops(name: &str, ops: &[&str]) -> PermissionSetDef {
+    PermissionSetDef {
+        meta: Meta::named(name),
+        operations: Some(ops.iter().map(|s| s.to_string()).collect()),
+        ..Default::default()
+    }
+}
+
+pub fn mk_role(name: &str, sets: &[&str]) -> RoleDef {
+    RoleDef {
+        meta: Meta::named(name),
+        permission_sets: sets.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+pub fn user(name: &str) -> SubjectDef {
+    SubjectDef {
+        kind: SubjectKind::User,
+        name: name.into(),
+        namespace: None,
+    }
+}
+
+pub fn group(name: &str) -> SubjectDef {
+    SubjectDef {
+        kind: SubjectKind::Group,
+        name: name.into(),
+        namespace: None,
+    }
+}
+
+pub fn mk_binding(
+    name: &str,
+    subjects: Vec<SubjectDef>,
+    role: Option<&str>,
+    ous: &[&str],
+    sets: &[&str],
+) -> UserBindingDef {
+    UserBindingDef {
+        meta: Meta::named(name),
+        subjects,
+        role: role.map(Into::into),
+        organizational_units: ous.iter().map(|s| s.to_string()).collect(),
+        permission_sets: sets.iter().map(|s| s.to_string()).collect(),
+        expires_at: None,
+    }
+}
+
+pub fn op(id: &str, method: &str, path: &str, resource_type: &str) -> OperationDef {
+    OperationDef {
+        id: id.into(),
+        method: method.into(),
+        path: path.into(),
+        resource_type: Some(resource_type.into()),
+        ..Default::default()
+    }
+}
+
+pub fn mk_catalog(name: &str, prefix: Option<&str>, ops: Vec<OperationDef>) -> ApiCatalogDef {
+    ApiCatalogDef {
+        meta: Meta::named(name),
+        hosts: None,
+        path_prefix: prefix.map(Into::into),
+        operations: ops,
+    }
+}
+
+pub fn build(defs: &Definitions) -> (Snapshot, Report) {
+    Snapshot::build(defs, now())
+}
+
+/// One request to decide, with everything but the essentials defaulted.
+#[derive(Clone, Default)]
+pub struct Ask {
+    pub user: Option<String>,
+    pub groups: Vec<String>,
+    pub method: String,
+    pub url: String,
+    pub ou: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<serde_json::Value>,
+}
+
+pub fn ask(user: &str, method: &str, url: &str) -> Ask {
+    Ask {
+        user: Some(user.into()),
+        method: method.into(),
+        url: url.into(),
+        ..Default::default()
+    }
+}
+
+impl Ask {
+    pub fn ou(mut self, ou: &str) -> Self {
+        self.ou = Some(ou.into());
+        self
+    }
+    pub fn group(mut self, g: &str) -> Self {
+        self.groups.push(g.into());
+        self
+    }
+    pub fn header(mut self, k: &str, v: &str) -> Self {
+        self.headers.push((k.into(), v.into()));
+        self
+    }
+    pub fn body(mut self, b: serde_json::Value) -> Self {
+        self.body = Some(b);
+        self
+    }
+    pub fn anonymous(mut self) -> Self {
+        self.user = None;
+        self
+    }
+
+    pub fn answer(&self, snap: &Snapshot) -> Answer {
+        let (host, path) = split_url(&self.url);
+        let subject = self.user.as_deref().map(|u| Subject {
+            user: u,
+            groups: &self.groups,
+        });
+        let req = Request {
+            subject,
+            claims: Claims::Subject { user_claim: "sub" },
+            method: &self.method,
+            host,
+            path,
+            headers: &self.headers,
+            body: self.body.as_ref(),
+            ou: self.ou.as_deref(),
+            now: now(),
+        };
+        let fast = snap.decide(&req).answer();
+        // The explained decision must agree with the fast path, whatever it traces.
+        let (explained, _) = snap.explain(&req);
+        assert_eq!(
+            fast,
+            explained.answer(),
+            "explain disagrees with decide for {} {}",
+            self.method,
+            self.url
+        );
+        fast
+    }
+}
