@@ -1,0 +1,140 @@
+//! The `turnstile` binary as a user runs it.
+
+use std::process::Command;
+
+fn turnstile(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_turnstile"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn check_exits_0_on_allow_and_1_on_deny() {
+    let base = [
+        "check",
+        "--manifests",
+        "examples/clumio",
+        "--user",
+        "bob@example.com",
+        "--ou",
+        "accounting",
+    ];
+    let (code, out, _) = turnstile(
+        &[
+            &base[..],
+            &[
+                "--method",
+                "GET",
+                "--url",
+                "https://api.example.com/api/v1/policy-definitions",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with(
+            "allowed (200): allowed by PermissionSet/policy-management-partial/operations"
+        ),
+        "{out}"
+    );
+    let (code, out, _) = turnstile(
+        &[
+            &base[..],
+            &[
+                "--method",
+                "DELETE",
+                "--url",
+                "https://api.example.com/api/v1/policy-definitions/p1",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.starts_with("denied (403): no permission set allows `DeletePolicyDefinition`"),
+        "{out}"
+    );
+}
+
+#[test]
+fn check_prints_json_and_a_trace() {
+    let (code, out, _) = turnstile(&[
+        "check",
+        "--manifests",
+        "examples/duplocloud",
+        "--user",
+        "userA@duplocloud.com",
+        "--method",
+        "GET",
+        "--url",
+        "https://duplo.example.com/v3/subscriptions/prod01/k8s/job",
+        "--output",
+        "json",
+        "--explain",
+    ]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["status"], 403);
+    assert_eq!(v["rule"], "PermissionSet/deny-k8s-job/deny/0");
+    assert_eq!(v["ou"], "prod01");
+    assert_eq!(v["operation"], "ListJobs");
+    assert!(
+        v["trace"]["permissionSets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "deny-k8s-job")
+    );
+}
+
+#[test]
+fn validate_passes_the_examples_and_fails_a_broken_folder() {
+    let (code, out, _) = turnstile(&["validate", "examples"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(" 0 errors, 0 warnings"), "{out}");
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "apiVersion: turnstile.dev/v1alpha1\nkind: PermissionSet\nmetadata: {name: broken}\nspec:\n  deny: [{apiName: \"(\"}]\n---\n\
+         apiVersion: turnstile.dev/v1alpha1\nkind: Role\nmetadata: {name: r}\nspec: {permissionSets: [broken]}\n",
+    )
+    .unwrap();
+    let (code, out, _) = turnstile(&["validate", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "bad.yaml (document 1): PermissionSet/broken: InvalidRegex: deny[0]: invalid regex `(`"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("bad.yaml (document 2): Role/r: PermissionSetNotFound: permission set `broken` is missing or not ready"), "{out}");
+}
+
+#[test]
+fn crds_prints_the_committed_crds() {
+    let (code, out, _) = turnstile(&["crds"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/turnstile.yaml"))
+            .unwrap()
+    );
+}
+
+#[test]
+fn every_command_has_help() {
+    for cmd in ["check", "validate", "crds"] {
+        let (code, out, _) = turnstile(&[cmd, "--help"]);
+        assert_eq!(code, 0);
+        assert!(out.contains("Usage: turnstile"), "{cmd}: {out}");
+    }
+}

@@ -1,0 +1,353 @@
+//! Properties of the decision over generated worlds (proptest): deny rules only take access
+//! away, removing a binding never adds access, and object order does not matter.
+
+mod common;
+
+use common::*;
+use proptest::prelude::*;
+use turnstile::engine::*;
+
+const RESOURCE_TYPES: &[&str] = &["aws/.*", "k8s/job", "k8s/.*", "db/cluster", ".*"];
+const API_NAMES: &[&str] = &[
+    "List.*",
+    "GetSecretData",
+    "Delete.*",
+    "RunQuery",
+    "ListJobs",
+];
+const METHODS: &[&str] = &["GET", "GET|HEAD", "POST|DELETE", ".*"];
+const PATHS: &[&str] = &["/workspaces/*/query", "/workspaces/w1", "/api", "/api/jobs"];
+const USERS: &[&str] = &["u0", "u1", "u2", "u3"];
+const GROUPS: &[&str] = &["g0", "g1"];
+const URLS: &[&str] = &[
+    "/api/jobs",
+    "/api/secrets/s1",
+    "/api/accounts/acct-0/things",
+    "/api/accounts/acct-1/things/t",
+    "/api/accounts/acct-2/things",
+    "/api/ws/w1/query",
+    "/api/ws/w2/query",
+    "/elsewhere",
+];
+const REQUEST_METHODS: &[&str] = &["GET", "POST", "DELETE", "HEAD"];
+
+#[derive(Clone, Debug)]
+struct RuleSpec(Option<usize>, Option<usize>, Option<usize>, Option<usize>);
+
+#[derive(Clone, Debug)]
+struct SetSpec {
+    allow: Vec<RuleSpec>,
+    deny: Vec<RuleSpec>,
+    system_wide: bool,
+    scope: Option<usize>,
+}
+
+#[derive(Clone, Debug)]
+struct BindingSpec {
+    user: Option<usize>,
+    group: Option<usize>,
+    role: Option<usize>,
+    ou: usize,
+    sets: Vec<usize>,
+}
+
+#[derive(Clone, Debug)]
+struct World {
+    /// OU i's parent is `None` (global) or an OU before it.
+    parents: Vec<Option<usize>>,
+    sets: Vec<SetSpec>,
+    roles: Vec<Vec<usize>>,
+    bindings: Vec<BindingSpec>,
+}
+
+#[derive(Clone, Debug)]
+struct Req {
+    user: usize,
+    group: Option<usize>,
+    method: usize,
+    url: usize,
+    ou: Option<usize>,
+}
+
+fn rule_spec() -> impl Strategy<Value = RuleSpec> {
+    (
+        proptest::option::weighted(0.4, 0..RESOURCE_TYPES.len()),
+        proptest::option::weighted(0.4, 0..API_NAMES.len()),
+        proptest::option::weighted(0.3, 0..METHODS.len()),
+        proptest::option::weighted(0.3, 0..PATHS.len()),
+    )
+        .prop_map(|(a, b, c, d)| RuleSpec(a, b, c, d))
+}
+
+fn world() -> impl Strategy<Value = World> {
+    let parents = (1usize..5).prop_flat_map(|n| {
+        (0..n)
+            .map(|i| proptest::option::of(0..i.max(1)).prop_map(move |p| p.filter(|p| *p < i)))
+            .collect::<Vec<_>>()
+    });
+    let sets = proptest::collection::vec(
+        (
+            proptest::collection::vec(rule_spec(), 0..3),
+            proptest::collection::vec(rule_spec(), 0..2),
+            proptest::bool::weighted(0.2),
+            proptest::option::weighted(0.2, 0..4usize),
+        )
+            .prop_map(|(allow, deny, system_wide, scope)| SetSpec {
+                allow,
+                deny,
+                system_wide,
+                scope,
+            }),
+        1..5,
+    );
+    (parents, sets).prop_flat_map(|(parents, sets)| {
+        let (n_ou, n_set) = (parents.len(), sets.len());
+        let roles = proptest::collection::vec(proptest::collection::vec(0..n_set, 0..3), 0..3);
+        (Just(parents), Just(sets), roles).prop_flat_map(move |(parents, sets, roles)| {
+            let n_role = roles.len();
+            let binding = (
+                proptest::option::of(0..USERS.len()),
+                proptest::option::weighted(0.3, 0..GROUPS.len()),
+                if n_role == 0 {
+                    Just(None).boxed()
+                } else {
+                    proptest::option::of(0..n_role).boxed()
+                },
+                0..n_ou + 1,
+                proptest::collection::vec(0..n_set, 0..2),
+            )
+                .prop_map(|(user, group, role, ou, sets)| BindingSpec {
+                    user,
+                    group,
+                    role,
+                    ou,
+                    sets,
+                });
+            (
+                Just(parents),
+                Just(sets),
+                Just(roles),
+                proptest::collection::vec(binding, 0..6),
+            )
+                .prop_map(|(parents, sets, roles, bindings)| World {
+                    parents,
+                    sets,
+                    roles,
+                    bindings,
+                })
+        })
+    })
+}
+
+fn requests() -> impl Strategy<Value = Vec<Req>> {
+    proptest::collection::vec(
+        (
+            0..USERS.len(),
+            proptest::option::of(0..GROUPS.len()),
+            0..REQUEST_METHODS.len(),
+            0..URLS.len(),
+            proptest::option::weighted(0.5, 0..6usize),
+        )
+            .prop_map(|(user, group, method, url, ou)| Req {
+                user,
+                group,
+                method,
+                url,
+                ou,
+            }),
+        12,
+    )
+}
+
+fn ou_name(i: usize) -> String {
+    // index n (one past the OUs) means the root
+    format!("ou-{i}")
+}
+
+fn rule_def(r: &RuleSpec) -> RuleDef {
+    RuleDef {
+        resource_type: r.0.map(|i| RESOURCE_TYPES[i].to_owned()),
+        api_name: r.1.map(|i| API_NAMES[i].to_owned()),
+        methods: r.2.map(|i| METHODS[i].to_owned()),
+        paths: r.3.map(|i| vec![PATHS[i].to_owned()]),
+    }
+}
+
+fn catalog() -> ApiCatalogDef {
+    let mut things = op(
+        "ListThings",
+        "GET",
+        "/accounts/{acct}/things",
+        "aws/account",
+    );
+    things.resource = Some("p(acct)".into());
+    let mut delete = op(
+        "DeleteThing",
+        "DELETE",
+        "/accounts/{acct}/things/{id}",
+        "aws/account",
+    );
+    delete.resource = Some("p(acct)".into());
+    let mut query = op("RunQuery", "GET", "/ws/{ws}/query", "db/cluster");
+    query.access_path = Some("/workspaces/p(ws)/query".into());
+    mk_catalog(
+        "api",
+        Some("/api"),
+        vec![
+            op("ListJobs", "GET", "/jobs", "k8s/job"),
+            op("GetSecretData", "GET", "/secrets/{s}", "k8s/secret"),
+            things,
+            delete,
+            query,
+        ],
+    )
+}
+
+fn definitions(w: &World) -> Definitions {
+    let n_ou = w.parents.len();
+    let ou_ref = |i: usize| {
+        if i >= n_ou {
+            "global".to_owned()
+        } else {
+            ou_name(i)
+        }
+    };
+    Definitions {
+        organizational_units: w
+            .parents
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let parent = p.map(ou_name);
+                mk_ou(&ou_name(i), parent.as_deref(), &[&format!("acct-{i}")])
+            })
+            .collect(),
+        permission_sets: w
+            .sets
+            .iter()
+            .enumerate()
+            .map(|(i, s)| PermissionSetDef {
+                meta: Meta::named(format!("set-{i}")),
+                allow: s.allow.iter().map(rule_def).collect(),
+                deny: s.deny.iter().map(rule_def).collect(),
+                system_wide: s.system_wide,
+                scope: s.scope.map(|o| vec![ou_ref(o)]),
+                ..Default::default()
+            })
+            .collect(),
+        roles: w
+            .roles
+            .iter()
+            .enumerate()
+            .map(|(i, sets)| {
+                let names: Vec<String> = sets.iter().map(|s| format!("set-{s}")).collect();
+                RoleDef {
+                    meta: Meta::named(format!("role-{i}")),
+                    permission_sets: names,
+                    ..Default::default()
+                }
+            })
+            .collect(),
+        user_bindings: w
+            .bindings
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let mut subjects: Vec<SubjectDef> =
+                    b.user.map(|u| user(USERS[u])).into_iter().collect();
+                subjects.extend(b.group.map(|g| group(GROUPS[g])));
+                if subjects.is_empty() {
+                    subjects.push(user(USERS[0]));
+                }
+                UserBindingDef {
+                    meta: Meta::named(format!("binding-{i}")),
+                    subjects,
+                    role: b.role.map(|r| format!("role-{r}")),
+                    organizational_units: vec![ou_ref(b.ou)],
+                    permission_sets: b.sets.iter().map(|s| format!("set-{s}")).collect(),
+                    expires_at: None,
+                }
+            })
+            .collect(),
+        api_catalogs: vec![catalog()],
+    }
+}
+
+fn answers(defs: &Definitions, reqs: &[Req]) -> Vec<Answer> {
+    let (snap, _) = build(defs);
+    reqs.iter()
+        .map(|r| {
+            let mut a = ask(USERS[r.user], REQUEST_METHODS[r.method], URLS[r.url]);
+            if let Some(g) = r.group {
+                a = a.group(GROUPS[g]);
+            }
+            if let Some(o) = r.ou {
+                a = a.ou(&if o >= 5 {
+                    "global".to_owned()
+                } else {
+                    ou_name(o)
+                });
+            }
+            a.answer(&snap)
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn adding_a_deny_rule_never_allows_more(w in world(), reqs in requests(), set in 0usize..8, deny in rule_spec()) {
+        let before = answers(&definitions(&w), &reqs);
+        let mut w2 = w.clone();
+        let n = w2.sets.len();
+        w2.sets[set % n].deny.push(deny);
+        let after = answers(&definitions(&w2), &reqs);
+        for (b, a) in before.iter().zip(&after) {
+            prop_assert!(!a.allowed || b.allowed, "a deny rule turned {b:?} into {a:?}");
+        }
+    }
+
+    /// A binding that carries deny rules (DuploCloud's `deny-k8s-job` assigned to a user)
+    /// takes access away by design, so removing it may restore access; any other binding
+    /// can only add access.
+    #[test]
+    fn removing_a_binding_never_adds_access(w in world(), reqs in requests(), which in 0usize..8) {
+        prop_assume!(!w.bindings.is_empty());
+        let which = which % w.bindings.len();
+        let b = &w.bindings[which];
+        let role_sets = b.role.map(|r| w.roles[r].clone()).unwrap_or_default();
+        prop_assume!(role_sets.iter().chain(&b.sets).all(|s| w.sets[*s].deny.is_empty()));
+        let before = answers(&definitions(&w), &reqs);
+        let mut w2 = w.clone();
+        w2.bindings.remove(which);
+        let after = answers(&definitions(&w2), &reqs);
+        for (b, a) in before.iter().zip(&after) {
+            prop_assert!(!a.allowed || b.allowed, "removing a binding turned {b:?} into {a:?}");
+        }
+    }
+
+    #[test]
+    fn object_order_does_not_matter(w in world(), reqs in requests(), seed in any::<u64>()) {
+        let defs = definitions(&w);
+        let mut shuffled = defs.clone();
+        let mut rng = seed;
+        let mut next = move |n: usize| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng % n.max(1) as u64) as usize
+        };
+        fn shuffle<T>(v: &mut [T], next: &mut impl FnMut(usize) -> usize) {
+            for i in (1..v.len()).rev() {
+                v.swap(i, next(i + 1));
+            }
+        }
+        shuffle(&mut shuffled.organizational_units, &mut next);
+        shuffle(&mut shuffled.permission_sets, &mut next);
+        shuffle(&mut shuffled.roles, &mut next);
+        shuffle(&mut shuffled.user_bindings, &mut next);
+        prop_assert_eq!(answers(&defs, &reqs), answers(&shuffled, &reqs));
+        prop_assert_eq!(build(&defs).1, build(&shuffled).1);
+    }
+}
