@@ -5,11 +5,12 @@
 //! method and host, the one with the most literal segments wins, then a catalog that names
 //! the host, then the catalog name, then the operation's position.
 
-use std::collections::HashMap;
 use std::fmt;
 
+use super::HashMap;
 use super::model::ApiCatalogDef;
 use super::report::{Problem, Reason};
+use super::rules::Domain;
 
 /// The five parameter extractors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,6 +140,9 @@ pub struct Route {
     /// `None`: any host.
     pub(crate) hosts: Option<Box<[Box<str>]>>,
     literal_count: u32,
+    /// Domain ids of `operation` and `resource_type`, for the precomputed rule tables.
+    pub(crate) op_id: u32,
+    pub(crate) resource_type_id: u32,
 }
 
 impl Route {
@@ -213,6 +217,14 @@ pub(crate) fn normalize_host(host: &str) -> std::borrow::Cow<'_, str> {
 impl Router {
     pub fn routes(&self) -> &[Route] {
         &self.routes
+    }
+
+    /// Adds every route's operation and resource type to the domain and remembers their ids.
+    pub(crate) fn intern(&mut self, domain: &mut Domain) {
+        for r in &mut self.routes {
+            r.op_id = domain.op(&r.operation);
+            r.resource_type_id = domain.resource_type(&r.resource_type);
+        }
     }
 
     /// Adds every operation of a catalog, or records it as broken. Catalogs are added in
@@ -431,6 +443,8 @@ fn compile(def: &ApiCatalogDef) -> Result<Vec<(Vec<TemplateSeg>, Route)>, Catalo
             resource,
             hosts: hosts.clone(),
             literal_count,
+            op_id: 0,
+            resource_type_id: 0,
         };
         out.push((segs, route));
     }

@@ -12,14 +12,14 @@ use serde::Serialize;
 use smallvec::SmallVec;
 
 use super::catalog::{Extractor, Piece, Route, Routed, Source, normalize_host};
-use super::index::{PermissionSet, Scope, SetId, Snapshot};
+use super::index::{Grant, PermissionSet, Scope, SetId, Snapshot};
 use super::model::GLOBAL;
 use super::ou::{OuId, Owner};
 use super::request::{
     Claims, OU_HEADER, Request, Segments, Subject, query_param, scalar_text, split_path,
     upper_method,
 };
-use super::rules::{Attributes, Mismatch, RuleList};
+use super::rules::{Attributes, Mismatch, RuleList, method_bit};
 
 /// Which part of a permission set decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -463,6 +463,9 @@ impl Snapshot {
             api_name: d.operation,
             method: &method,
             access_path,
+            resource_type_id: route.map_or(0, |r| r.resource_type_id),
+            op: route.map_or(0, |r| r.op_id),
+            method_bit: method_bit(&method),
         };
         let mut deciding: Option<(RuleRef<'a>, bool)> = None;
         for &id in &sets {
@@ -556,30 +559,41 @@ impl Snapshot {
         roles: &mut SmallVec<[&'a str; 2]>,
         tracer: &mut T,
     ) -> SmallVec<[SetId; 16]> {
-        let mut bindings: SmallVec<[u32; 8]> = SmallVec::new();
-        if let Some(ids) = self.by_user.get(subject.user) {
-            bindings.extend_from_slice(ids);
+        // (binding, names the OU or an ancestor); with a tracer, every binding of the subject.
+        let mut bindings: SmallVec<[(u32, bool); 8]> = SmallVec::new();
+        let mut add = |grants: &[Grant]| {
+            for g in grants {
+                let covers = self.ous.covers(g.ou, ou);
+                if covers || T::ENABLED {
+                    bindings.push((g.binding, covers));
+                }
+            }
+        };
+        if let Some(grants) = self.by_user.get(subject.user) {
+            add(grants);
         }
         if !self.by_group.is_empty() {
             for g in subject.groups {
-                if let Some(ids) = self.by_group.get(g.as_str()) {
-                    bindings.extend_from_slice(ids);
+                if let Some(grants) = self.by_group.get(g.as_str()) {
+                    add(grants);
                 }
             }
             for g in implied_groups(subject.user) {
-                if let Some(ids) = self.by_group.get(&*g) {
-                    bindings.extend_from_slice(ids);
+                if let Some(grants) = self.by_group.get(&*g) {
+                    add(grants);
                 }
             }
         }
-        bindings.sort_unstable();
-        bindings.dedup();
+        // covering grants sort after the others of the same binding, so `dedup` keeps them
+        bindings.sort_unstable_by_key(|(id, covers)| (*id, !covers));
+        bindings.dedup_by_key(|(id, _)| *id);
 
+        let mut role_ids: SmallVec<[u32; 4]> = SmallVec::new();
         let mut sets: SmallVec<[SetId; 16]> = SmallVec::from_slice(&self.system_wide);
-        for &id in &bindings {
+        for &(id, covers) in &bindings {
             let b = &self.bindings[id as usize];
             let active = b.expires_at.is_none_or(|t| now < t);
-            let applies = active && b.ous.iter().any(|o| self.ous.covers(*o, ou));
+            let applies = active && covers;
             if let Some(t) = tracer.trace() {
                 let why = if !active {
                     "expired".to_owned()
@@ -599,14 +613,12 @@ impl Snapshot {
             }
             if applies {
                 sets.extend_from_slice(&b.sets);
-                if let Some(role) = b.role {
-                    let name = &*self.roles[role as usize].name;
-                    if !roles.contains(&name) {
-                        roles.push(name);
-                    }
-                }
+                role_ids.extend(b.role);
             }
         }
+        role_ids.sort_unstable();
+        role_ids.dedup();
+        roles.extend(role_ids.iter().map(|r| &*self.roles[*r as usize].name));
         roles.sort_unstable();
         sets.sort_unstable();
         sets.dedup();

@@ -7,15 +7,14 @@
 //! Objects are validated in dependency order (OUs, sets, roles, bindings, catalogs); an object
 //! that references anything not Ready is itself not Ready and contributes nothing.
 
-use std::collections::{HashMap, HashSet};
-
 use jiff::Timestamp;
 
 use super::catalog::Router;
 use super::model::{Definitions, Meta, PermissionSetDef, RoleDef, SubjectKind, UserBindingDef};
 use super::ou::{OuId, OuTree};
 use super::report::{Kind, Problem, Reason, Report};
-use super::rules::{RegexCache, Rule, RuleList};
+use super::rules::{Domain, RuleCompiler, RuleList};
+use super::{HashMap, HashSet};
 
 pub(crate) type SetId = u32;
 pub(crate) type RoleId = u32;
@@ -62,8 +61,8 @@ pub struct Snapshot {
     pub(crate) system_wide: Box<[SetId]>,
     pub(crate) roles: Box<[Role]>,
     pub(crate) bindings: Box<[Binding]>,
-    pub(crate) by_user: HashMap<Box<str>, Box<[BindingId]>>,
-    pub(crate) by_group: HashMap<Box<str>, Box<[BindingId]>>,
+    pub(crate) by_user: SubjectIndex,
+    pub(crate) by_group: SubjectIndex,
     pub(crate) router: Router,
 }
 
@@ -80,7 +79,24 @@ impl Snapshot {
         );
         let ous = OuTree::build(&ou_defs, &mut report);
 
-        let mut cache = RegexCache::default();
+        // Catalogs first: their operations and resource types are the domain rules are
+        // precomputed against.
+        let mut router = Router::default();
+        for def in unique(
+            &defs.api_catalogs,
+            |d| &d.meta,
+            Kind::ApiCatalog,
+            &mut report,
+        ) {
+            report.entry(Kind::ApiCatalog, &def.meta.name);
+            if let Err(p) = router.add(def) {
+                report.fail(Kind::ApiCatalog, &def.meta.name, p);
+            }
+        }
+
+        let mut domain = Domain::new();
+        router.intern(&mut domain);
+        let mut compiler = RuleCompiler::new(&domain);
         let mut sets = Vec::new();
         for def in unique(
             &defs.permission_sets,
@@ -88,7 +104,7 @@ impl Snapshot {
             Kind::PermissionSet,
             &mut report,
         ) {
-            match compile_set(def, &ous, &mut cache, &mut report) {
+            match compile_set(def, &ous, &mut compiler, &mut report) {
                 Ok(set) => sets.push((set, def.system_wide)),
                 Err(p) => report.fail(Kind::PermissionSet, &def.meta.name, p),
             }
@@ -147,20 +163,7 @@ impl Snapshot {
             }
         }
         report_role_conflicts(&bindings, &subjects_of, &roles, &ous, &mut report);
-        let (by_user, by_group) = index_subjects(&subjects_of);
-
-        let mut router = Router::default();
-        for def in unique(
-            &defs.api_catalogs,
-            |d| &d.meta,
-            Kind::ApiCatalog,
-            &mut report,
-        ) {
-            report.entry(Kind::ApiCatalog, &def.meta.name);
-            if let Err(p) = router.add(def) {
-                report.fail(Kind::ApiCatalog, &def.meta.name, p);
-            }
-        }
+        let (by_user, by_group) = index_subjects(&subjects_of, &bindings);
 
         let snapshot = Snapshot {
             ous,
@@ -245,7 +248,7 @@ fn unique<'d, T>(
 fn compile_set(
     def: &PermissionSetDef,
     ous: &OuTree,
-    cache: &mut RegexCache,
+    compiler: &mut RuleCompiler<'_>,
     report: &mut Report,
 ) -> Result<PermissionSet, Problem> {
     let name = &def.meta.name;
@@ -259,11 +262,8 @@ fn compile_set(
         Some(ops) => Some(ops.iter().map(|o| o.as_str().into()).collect()),
         None => None,
     };
-    let mut side = |rules: &[super::model::RuleDef], what: &str| -> Result<RuleList, Problem> {
-        let mut out = Vec::with_capacity(rules.len());
+    for (what, rules) in [("allow", &def.allow), ("deny", &def.deny)] {
         for (i, r) in rules.iter().enumerate() {
-            let rule = Rule::compile(r, cache)
-                .map_err(|p| Problem::new(p.reason, format!("{what}[{i}]: {}", p.message)))?;
             if let Some(m) = &r.methods
                 && m.bytes().any(|b| b.is_ascii_lowercase())
             {
@@ -276,9 +276,12 @@ fn compile_set(
                     Problem::new(Reason::LowercaseMethod, msg),
                 );
             }
-            out.push(rule);
         }
-        Ok(RuleList::new(out))
+    }
+    let mut side = |rules: &[super::model::RuleDef], what: &str| {
+        compiler
+            .side(rules)
+            .map_err(|(i, p)| Problem::new(p.reason, format!("{what}[{i}]: {}", p.message)))
     };
     let allow = side(&def.allow, "allow")?;
     let deny = side(&def.deny, "deny")?;
@@ -424,25 +427,39 @@ fn user_key(kind: SubjectKind, name: &str, namespace: Option<&str>) -> Option<St
     }
 }
 
-type SubjectIndex = HashMap<Box<str>, Box<[BindingId]>>;
+/// What a subject is given: a binding on one OU. A subject's grants are stored together, so
+/// a decision checks OU coverage without touching bindings that do not apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Grant {
+    pub ou: OuId,
+    pub binding: BindingId,
+}
 
-fn index_subjects(bindings: &[&UserBindingDef]) -> (SubjectIndex, SubjectIndex) {
-    let mut users: HashMap<Box<str>, Vec<BindingId>> = HashMap::new();
-    let mut groups: HashMap<Box<str>, Vec<BindingId>> = HashMap::new();
-    for (id, def) in bindings.iter().enumerate() {
+type SubjectIndex = HashMap<Box<str>, Box<[Grant]>>;
+
+fn index_subjects(defs: &[&UserBindingDef], bindings: &[Binding]) -> (SubjectIndex, SubjectIndex) {
+    let mut users: HashMap<Box<str>, Vec<Grant>> = HashMap::default();
+    let mut groups: HashMap<Box<str>, Vec<Grant>> = HashMap::default();
+    for (id, def) in defs.iter().enumerate() {
         for s in &def.subjects {
             let (map, key) = match user_key(s.kind, &s.name, s.namespace.as_deref()) {
                 Some(user) => (&mut users, user),
                 None => (&mut groups, s.name.clone()),
             };
-            let ids = map.entry(key.into()).or_default();
-            if ids.last() != Some(&(id as BindingId)) {
-                ids.push(id as BindingId);
+            let grants = map.entry(key.into()).or_default();
+            for &ou in bindings[id].ous.iter() {
+                let grant = Grant {
+                    ou,
+                    binding: id as BindingId,
+                };
+                if !grants.contains(&grant) {
+                    grants.push(grant);
+                }
             }
         }
     }
     let freeze =
-        |m: HashMap<Box<str>, Vec<BindingId>>| m.into_iter().map(|(k, v)| (k, v.into())).collect();
+        |m: HashMap<Box<str>, Vec<Grant>>| m.into_iter().map(|(k, v)| (k, v.into())).collect();
     (freeze(users), freeze(groups))
 }
 
@@ -454,7 +471,7 @@ fn report_role_conflicts(
     ous: &OuTree,
     report: &mut Report,
 ) {
-    let mut by_user: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut by_user: HashMap<&str, Vec<usize>> = HashMap::default();
     for (i, def) in defs.iter().enumerate() {
         if bindings[i].role.is_none() {
             continue;

@@ -8,8 +8,7 @@
 //! when the tree is built: each OU keeps its ancestors from the root down, so "is `a` at or
 //! above `b`" is one comparison.
 
-use std::collections::HashMap;
-
+use super::HashMap;
 use super::model::{GLOBAL, OrganizationalUnitDef};
 use super::report::{Kind, Problem, Reason, Report};
 
@@ -34,6 +33,8 @@ pub struct OuTree {
     names: Box<[Box<str>]>,
     /// Root first, the OU itself last.
     ancestors: Box<[Box<[OuId]>]>,
+    /// Depth of each OU, kept flat: a decision reads it once per binding.
+    depths: Box<[u32]>,
     by_name: HashMap<Box<str>, OuId>,
     resources: HashMap<Box<str>, Owner>,
 }
@@ -56,7 +57,7 @@ impl OuTree {
     }
 
     pub fn depth(&self, id: OuId) -> usize {
-        self.ancestors[id.0 as usize].len() - 1
+        self.depths[id.0 as usize] as usize
     }
 
     /// Root first, `id` last.
@@ -90,7 +91,7 @@ impl OuTree {
         }
 
         // depth of every OU whose chain reaches the root; `None` once found bad.
-        let mut depth: HashMap<&str, Option<u32>> = HashMap::new();
+        let mut depth: HashMap<&str, Option<u32>> = HashMap::default();
         depth.insert(GLOBAL, Some(0));
         if let Some(root) = by_name.get(GLOBAL)
             && let Some(p) = &root.parent
@@ -180,8 +181,9 @@ impl OuTree {
         let mut tree = OuTree {
             names: Vec::with_capacity(ready.len() + 1).into(),
             ancestors: Vec::new().into(),
-            by_name: HashMap::with_capacity(ready.len() + 1),
-            resources: HashMap::new(),
+            depths: Vec::new().into(),
+            by_name: HashMap::with_capacity_and_hasher(ready.len() + 1, Default::default()),
+            resources: HashMap::default(),
         };
         let mut names_out: Vec<Box<str>> = vec![GLOBAL.into()];
         let mut ancestors: Vec<Box<[OuId]>> = vec![Box::new([OuId::GLOBAL])];
@@ -196,6 +198,7 @@ impl OuTree {
             tree.by_name.insert((*name).into(), id);
         }
         tree.names = names_out.into();
+        tree.depths = ancestors.iter().map(|a| a.len() as u32 - 1).collect();
         tree.ancestors = ancestors.into();
 
         for id in 0..tree.names.len() {
@@ -220,7 +223,7 @@ fn assign_resources(
 ) -> HashMap<Box<str>, Owner> {
     let mut ordered: Vec<&OrganizationalUnitDef> = defs.to_vec();
     ordered.sort_by(|a, b| (&a.meta.created, &a.meta.name).cmp(&(&b.meta.created, &b.meta.name)));
-    let mut owners: HashMap<Box<str>, Owner> = HashMap::new();
+    let mut owners: HashMap<Box<str>, Owner> = HashMap::default();
     for def in &ordered {
         let in_tree = tree.get(&def.meta.name).filter(|_| {
             report
