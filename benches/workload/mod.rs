@@ -224,7 +224,7 @@ pub fn requests(size: &Size, rng: &mut Rng, n: usize) -> Vec<Sample> {
                 rng.below(size.ous),
                 rng.below(RESOURCES_PER_OU)
             );
-            let tail = if k % 2 == 0 {
+            let tail = if k.is_multiple_of(2) {
                 format!("/things-{}/{id}", k / 4)
             } else {
                 format!("/things-{}/{id}/sub-{k}", k / 4)
