@@ -588,23 +588,8 @@ fn step4_expired_binding_grants_nothing() {
         ],
     );
     // A binding that expires after the snapshot was built stops granting at its time.
-    let (host, path) = split_url("/x");
-    let groups = vec![];
-    let req = Request {
-        subject: Some(Subject {
-            user: "later",
-            groups: &groups,
-        }),
-        claims: Claims::Subject { user_claim: "sub" },
-        method: "GET",
-        host,
-        path,
-        headers: &NoHeaders,
-        body: None,
-        ou: None,
-        now: "2026-06-01T00:00:02Z".parse().unwrap(),
-    };
-    assert!(!s.decide(&req).allowed());
+    let later = "2026-06-01T00:00:02Z".parse().unwrap();
+    assert!(!ask("later", "GET", "/x").with_request(later, |req| s.decide(req).allowed()));
 }
 
 #[test]
@@ -915,24 +900,12 @@ fn scope_whose_entries_all_dropped_applies_nowhere() {
 #[test]
 fn explain_traces_bindings_sets_and_rules() {
     let s = snap();
-    let groups = vec![];
-    let (host, path) = split_url("/api/accounts/aws-account-1/things/t1");
-    let req = Request {
-        subject: Some(Subject {
-            user: "carol",
-            groups: &groups,
-        }),
-        claims: Claims::Subject { user_claim: "sub" },
-        method: "DELETE",
-        host,
-        path,
-        headers: &NoHeaders,
-        body: None,
-        ou: None,
-        now: now(),
-    };
-    let (d, t) = s.explain(&req);
-    assert!(!d.allowed());
+    let (allowed, t) = ask("carol", "DELETE", "/api/accounts/aws-account-1/things/t1")
+        .with_request(now(), |req| {
+            let (d, t) = s.explain(req);
+            (d.allowed(), t)
+        });
+    assert!(!allowed);
     assert_eq!(t.route.as_ref().unwrap().operation, "DeleteThing");
     assert_eq!(t.effective_ou.as_deref(), Some("accounting"));
     assert_eq!(t.bindings.len(), 1);

@@ -165,7 +165,8 @@ impl Ask {
         self
     }
 
-    pub fn answer(&self, snap: &Snapshot) -> Answer {
+    /// Runs `f` on this request as the engine sees it, decided at `at`.
+    pub fn with_request<R>(&self, at: jiff::Timestamp, f: impl FnOnce(&Request<'_>) -> R) -> R {
         let (host, path) = split_url(&self.url);
         let subject = self.user.as_deref().map(|u| Subject {
             user: u,
@@ -180,18 +181,24 @@ impl Ask {
             headers: &self.headers,
             body: self.body.as_ref(),
             ou: self.ou.as_deref(),
-            now: now(),
+            now: at,
         };
-        let fast = snap.decide(&req).answer();
-        // The explained decision must agree with the fast path, whatever it traces.
-        let (explained, _) = snap.explain(&req);
-        assert_eq!(
-            fast,
-            explained.answer(),
-            "explain disagrees with decide for {} {}",
-            self.method,
-            self.url
-        );
-        fast
+        f(&req)
+    }
+
+    pub fn answer(&self, snap: &Snapshot) -> Answer {
+        self.with_request(now(), |req| {
+            let fast = snap.decide(req).answer();
+            // The explained decision must agree with the fast path, whatever it traces.
+            let (explained, _) = snap.explain(req);
+            assert_eq!(
+                fast,
+                explained.answer(),
+                "explain disagrees with decide for {} {}",
+                self.method,
+                self.url
+            );
+            fast
+        })
     }
 }
