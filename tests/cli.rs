@@ -120,6 +120,25 @@ fn validate_passes_the_examples_and_fails_a_broken_folder() {
 }
 
 #[test]
+fn validate_reports_both_documents_of_a_duplicate_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let ou =
+        "apiVersion: turnstile.dev/v1alpha1\nkind: OrganizationalUnit\nmetadata: {name: twice}\n";
+    std::fs::write(dir.path().join("a.yaml"), ou).unwrap();
+    std::fs::write(dir.path().join("b.yml"), ou).unwrap();
+    let (code, out, _) = turnstile(&["validate", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("DuplicateName"))
+        .expect("a DuplicateName error");
+    assert!(
+        line.contains("a.yaml (document 1)") && line.contains("b.yml (document 1)"),
+        "{line}"
+    );
+}
+
+#[test]
 fn crds_prints_the_committed_crds() {
     let (code, out, _) = turnstile(&["crds"]);
     assert_eq!(code, 0);

@@ -193,3 +193,56 @@ pub fn ou_status(
         depth: status.path.as_ref().map(|(_, d)| *d),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Problem, Reason};
+
+    #[test]
+    fn status_conditions_carry_ready_and_one_condition_per_warning_reason() {
+        let ready = ObjectStatus {
+            error: None,
+            warnings: vec![
+                Problem::new(
+                    Reason::ResourceConflict,
+                    "resource `a` is also listed by `x`, which keeps it",
+                ),
+                Problem::new(
+                    Reason::ResourceConflict,
+                    "resource `b` is also listed by `y`, which keeps it",
+                ),
+            ],
+            path: Some(("global/accounting".into(), 1)),
+        };
+        let s = ou_status(&ready, Some(3), "2026-01-01T00:00:00Z");
+        assert_eq!(s.path.as_deref(), Some("global/accounting"));
+        assert_eq!(s.depth, Some(1));
+        assert_eq!(s.conditions.len(), 2);
+        assert_eq!(
+            (
+                s.conditions[0].type_.as_str(),
+                s.conditions[0].status.as_str()
+            ),
+            ("Ready", "True")
+        );
+        assert_eq!(s.conditions[0].observed_generation, Some(3));
+        assert_eq!(s.conditions[1].type_, "ResourceConflict");
+        assert!(s.conditions[1].message.contains("`a`") && s.conditions[1].message.contains("`b`"));
+
+        let broken = ObjectStatus {
+            error: Some(Problem::new(
+                Reason::InvalidRegex,
+                "allow[0]: invalid regex `(`",
+            )),
+            ..Default::default()
+        };
+        let s = resource_status(&broken, None, "2026-01-01T00:00:00Z");
+        let c = &s.conditions[0];
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "InvalidRegex")
+        );
+        assert_eq!(c.message, "allow[0]: invalid regex `(`");
+    }
+}
