@@ -26,6 +26,18 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Print the CustomResourceDefinitions as YAML.
     Crds,
+    /// Serve decisions over HTTP from a folder of manifests (file mode).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Folder (or file) of manifests.
+    #[arg(long, default_value = "examples")]
+    pub manifests: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -91,7 +103,59 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", sources::crds_yaml());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Serve(args) => serve(args),
     }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
+    let (loaded, snapshot, report) = load(&args.manifests)?;
+    for p in &loaded.problems {
+        tracing::warn!("{p}");
+    }
+    for (kind, name, p) in report.errors() {
+        tracing::warn!("{kind}/{name} is not ready: {p}");
+    }
+    let state = crate::http::AppState::new();
+    state.publish(snapshot);
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        tracing::info!(
+            "serving {} objects from `{}` on http://{}",
+            loaded.resources.len(),
+            args.manifests.display(),
+            listener.local_addr()?
+        );
+        axum::serve(listener, crate::http::router(state))
+            .with_graceful_shutdown(shutdown())
+            .await?;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await.unwrap_or(());
 }
 
 /// Loads a folder and builds its snapshot.

@@ -4,9 +4,11 @@
 //! - [`engine`]: pure decision logic over an immutable snapshot;
 //! - [`sources`]: the custom resources, their conversion into engine definitions, and the
 //!   folder loader;
+//! - [`http`]: the HTTP authorizer, over the engine only;
 //! - [`cli`]: the `turnstile` commands.
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod engine;
+pub mod http;
 pub mod sources;

@@ -151,9 +151,54 @@ fn crds_prints_the_committed_crds() {
 
 #[test]
 fn every_command_has_help() {
-    for cmd in ["check", "validate", "crds"] {
+    for cmd in ["check", "validate", "crds", "serve"] {
         let (code, out, _) = turnstile(&[cmd, "--help"]);
         assert_eq!(code, 0);
         assert!(out.contains("Usage: turnstile"), "{cmd}: {out}");
     }
+}
+
+#[test]
+fn serve_answers_on_its_port_and_stops_on_sigterm() {
+    use std::io::{Read, Write};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_turnstile"))
+        .args(["serve", "--manifests", "examples", "--listen", &addr])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let get = |path: &str| -> Option<String> {
+        let mut s = std::net::TcpStream::connect(&addr).ok()?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        Some(out)
+    };
+    let mut ready = None;
+    for _ in 0..100 {
+        ready = get("/readyz");
+        if ready.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let ready = ready.expect("the server answers within 5 s");
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
 }

@@ -1,0 +1,204 @@
+//! The service API over real HTTP on 127.0.0.1: `/v1/check`, the UI views and health.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use turnstile::engine::Snapshot;
+use turnstile::http::{AppState, router};
+use turnstile::sources::files;
+
+/// Starts a server on an ephemeral port; with `examples`, it serves the seed manifests.
+async fn start(examples: bool) -> std::net::SocketAddr {
+    let state = AppState::new();
+    if examples {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        let (snap, _) = Snapshot::build(
+            &files::load(&dir).unwrap().definitions(),
+            jiff::Timestamp::now(),
+        );
+        state.publish(snap);
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
+    addr
+}
+
+struct Reply {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+/// One HTTP/1.1 exchange over a plain socket.
+async fn call(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> Reply {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await.unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    Reply {
+        status,
+        head: head.to_owned(),
+        body: body.to_owned(),
+    }
+}
+
+async fn check(addr: std::net::SocketAddr, input: Value) -> Reply {
+    call(addr, "POST", "/v1/check", &input.to_string()).await
+}
+
+#[tokio::test]
+async fn check_allows_with_identity_headers_and_denies_with_a_reason() {
+    let addr = start(true).await;
+    let allowed = check(
+        addr,
+        json!({"subject": {"user": "bob@example.com", "groups": ["finance"]}, "method": "GET",
+               "host": "api.example.com", "path": "/api/v1/policy-definitions", "ou": "accounting"}),
+    )
+    .await;
+    assert_eq!(allowed.status, 200, "{}", allowed.body);
+    assert_eq!(allowed.header("x-auth-user"), Some("bob@example.com"));
+    assert_eq!(
+        allowed.header("x-auth-groups"),
+        Some("finance,system:authenticated")
+    );
+    assert_eq!(allowed.header("x-auth-ou"), Some("accounting"));
+    assert_eq!(allowed.header("x-auth-role"), Some("read-only"));
+    assert_eq!(
+        allowed.header("x-auth-operation"),
+        Some("ListPolicyDefinitions")
+    );
+    assert_eq!(
+        allowed.json()["rule"],
+        "PermissionSet/policy-management-partial/operations"
+    );
+
+    let denied = check(
+        addr,
+        json!({"subject": {"user": "userA@duplocloud.com"}, "method": "GET",
+               "path": "/v3/subscriptions/prod01/k8s/job", "explain": true}),
+    )
+    .await;
+    assert_eq!(denied.status, 403);
+    assert_eq!(
+        denied.header("x-auth-reason"),
+        Some("denied by PermissionSet/deny-k8s-job/deny/0")
+    );
+    assert!(denied.header("x-auth-user").is_none());
+    let body = denied.json();
+    assert_eq!(body["allowed"], false);
+    assert_eq!(body["ou"], "prod01");
+    assert!(body["trace"]["bindings"].is_array());
+}
+
+#[tokio::test]
+async fn no_identity_is_401_and_malformed_input_is_400() {
+    let addr = start(true).await;
+    let r = check(addr, json!({"method": "GET", "path": "/x"})).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer realm=\"turnstile\"")
+    );
+    // Tokens are not accepted until issuers are configured: no identity.
+    let r = check(
+        addr,
+        json!({"token": "a.b.c", "method": "GET", "path": "/x"}),
+    )
+    .await;
+    assert_eq!(r.status, 401);
+
+    let r = call(addr, "POST", "/v1/check", "{not json").await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("request body is not valid")
+    );
+    let r = check(
+        addr,
+        json!({"subject": {"user": "u"}, "method": "GET", "path": "/x",
+               "headers": {"X-Turnstile-OU": "a", "x-turnstile-ou": "b"}}),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("given twice"), "{}", r.body);
+    let r = check(
+        addr,
+        json!({"subject": {"user": "u"}, "method": "GET", "path": "/x", "extra": 1}),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+}
+
+#[tokio::test]
+async fn views_answer_for_uis() {
+    let addr = start(true).await;
+    let r = call(
+        addr,
+        "POST",
+        "/v1/allowed-operations",
+        &json!({"subject": {"user": "bob@example.com"}, "ou": "accounting", "params": {"id": "p-1"}}).to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let ops = r.json()["operations"].as_array().unwrap().clone();
+    let read = ops
+        .iter()
+        .find(|o| o["operation"] == "ReadPolicyDefinition")
+        .unwrap();
+    assert_eq!(read["allowed"], true);
+    assert_eq!(read["href"], "/api/v1/policy-definitions/p-1");
+
+    let r = call(
+        addr,
+        "POST",
+        "/v1/effective-permissions",
+        &json!({"subject": {"user": "carol@chistadata.io"}}).to_string(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let tree = r.json();
+    assert_eq!(tree["complete"], true);
+    assert_eq!(
+        tree["tree"]["children"]["workspaces"]["children"]["id-12"]["children"]["clusters"]["children"]
+            ["id-10"]["children"]["query"]["allowed"],
+        true
+    );
+}
+
+#[tokio::test]
+async fn not_ready_until_an_index_is_loaded_and_then_decisions_deny() {
+    let addr = start(false).await;
+    assert_eq!(call(addr, "GET", "/healthz", "").await.status, 200);
+    assert_eq!(call(addr, "GET", "/readyz", "").await.status, 503);
+    let r = check(
+        addr,
+        json!({"subject": {"user": "u"}, "method": "GET", "path": "/x"}),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.header("x-auth-reason"), Some("no index loaded yet"));
+    let ready = start(true).await;
+    assert_eq!(call(ready, "GET", "/readyz", "").await.status, 200);
+}
