@@ -8,11 +8,7 @@ mod workload;
 
 fn size() -> &'static workload::Size {
     // `cargo test --benches` runs each benchmark once: keep that quick.
-    if std::env::args().any(|a| a == "--bench") {
-        &workload::FULL
-    } else {
-        &workload::SMOKE
-    }
+    if std::env::args().any(|a| a == "--bench") { &workload::FULL } else { &workload::SMOKE }
 }
 
 fn decide(c: &mut Criterion) {
@@ -37,9 +33,7 @@ fn build(c: &mut Criterion) {
     let now = jiff::Timestamp::now();
     let mut group = c.benchmark_group("build");
     group.sample_size(10);
-    group.bench_function("index", |b| {
-        b.iter(|| black_box(Snapshot::build(black_box(&defs), now)))
-    });
+    group.bench_function("index", |b| b.iter(|| black_box(Snapshot::build(black_box(&defs), now))));
     group.finish();
 }
 

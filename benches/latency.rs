@@ -17,34 +17,20 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 }
 
 /// Bytes the snapshot holds (allocated minus freed while building it, report dropped).
-fn snapshot_bytes(
-    defs: &turnstile::engine::Definitions,
-    now: jiff::Timestamp,
-) -> (Snapshot, isize) {
+fn snapshot_bytes(defs: &turnstile::engine::Definitions, now: jiff::Timestamp) -> (Snapshot, isize) {
     let region = Region::new(GLOBAL);
     let (snap, report) = Snapshot::build(defs, now);
     drop(report);
     let stats = region.change();
-    (
-        snap,
-        stats.bytes_allocated as isize - stats.bytes_deallocated as isize + stats.bytes_reallocated,
-    )
+    (snap, stats.bytes_allocated as isize - stats.bytes_deallocated as isize + stats.bytes_reallocated)
 }
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    let size = if full {
-        &workload::FULL
-    } else {
-        &workload::SMOKE
-    };
+    let size = if full { &workload::FULL } else { &workload::SMOKE };
     let now = jiff::Timestamp::now();
     let defs = workload::definitions(size, &mut workload::Rng::new(7));
-    let rules: usize = defs
-        .permission_sets
-        .iter()
-        .map(|s| s.allow.len() + s.deny.len())
-        .sum();
+    let rules: usize = defs.permission_sets.iter().map(|s| s.allow.len() + s.deny.len()).sum();
 
     let started = Instant::now();
     let (snap, report) = Snapshot::build(&defs, now);
@@ -64,16 +50,10 @@ fn main() {
         defs.permission_sets.len(),
         defs.roles.len(),
         defs.user_bindings.len(),
-        defs.api_catalogs
-            .iter()
-            .map(|c| c.operations.len())
-            .sum::<usize>()
+        defs.api_catalogs.iter().map(|c| c.operations.len()).sum::<usize>()
     );
     println!("index build: {build_ms:.1} ms");
-    println!(
-        "index memory: {:.1} MiB in all, {per_binding:.0} bytes per binding",
-        bytes as f64 / 1048576.0
-    );
+    println!("index memory: {:.1} MiB in all, {per_binding:.0} bytes per binding", bytes as f64 / 1048576.0);
     // Many distinct requests walk cold parts of a 20 MiB index (memory-bound); a few
     // repeated ones stay in cache, as a server's active users do.
     for distinct in [4096, 64] {

@@ -38,6 +38,23 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: std::net::SocketAddr,
+    /// Config file (YAML) with an `authn` section: issuers, claims, trusted headers, anonymous.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Read `X-Auth-Request-User` / `-Groups` (oauth2-proxy) when no token is sent.
+    #[arg(long)]
+    pub trusted_headers: bool,
+    /// Treat requests without identity as `system:anonymous`.
+    #[arg(long)]
+    pub anonymous: bool,
+}
+
+/// The server's config file.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    #[serde(default)]
+    pub authn: crate::http::authn::AuthnConfig,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -82,9 +99,7 @@ pub struct CheckArgs {
 }
 
 fn parse_header(s: &str) -> Result<(String, String), String> {
-    let (k, v) = s
-        .split_once(':')
-        .ok_or_else(|| format!("header `{s}` is not `Name: value`"))?;
+    let (k, v) = s.split_once(':').ok_or_else(|| format!("header `{s}` is not `Name: value`"))?;
     Ok((k.trim().to_owned(), v.trim().to_owned()))
 }
 
@@ -108,9 +123,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
     let (loaded, snapshot, report) = load(&args.manifests)?;
     for p in &loaded.problems {
         tracing::warn!("{p}");
@@ -118,10 +131,20 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     for (kind, name, p) in report.errors() {
         tracing::warn!("{kind}/{name} is not ready: {p}");
     }
-    let state = crate::http::AppState::new();
-    state.publish(snapshot);
+    let mut config: ServeConfig = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+            serde_yaml::from_str(&text).with_context(|| format!("`{}` is not a valid config", path.display()))?
+        }
+        None => ServeConfig::default(),
+    };
+    config.authn.trusted_headers |= args.trusted_headers;
+    config.authn.anonymous |= args.anonymous;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
+        let authn = crate::http::authn::Authenticator::new(config.authn).await;
+        let state = crate::http::AppState::new(authn);
+        state.publish(snapshot);
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -131,9 +154,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             args.manifests.display(),
             listener.local_addr()?
         );
-        axum::serve(listener, crate::http::router(state))
-            .with_graceful_shutdown(shutdown())
-            .await?;
+        axum::serve(listener, crate::http::router(state)).with_graceful_shutdown(shutdown()).await?;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
@@ -144,11 +165,10 @@ async fn shutdown() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return ctrl_c.await.unwrap_or(()),
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return ctrl_c.await.unwrap_or(()),
+        };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -184,10 +204,7 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         bail!("`--url` must be a full URL or start with `/`");
     }
     let req = Request {
-        subject: Some(Subject {
-            user: &args.user,
-            groups: &args.groups,
-        }),
+        subject: Some(Subject { user: &args.user, groups: &args.groups }),
         claims: Claims::Subject { user_claim: "sub" },
         method: &args.method,
         host,
@@ -211,28 +228,12 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         Output::Text => {
             let verdict = if answer.allowed { "allowed" } else { "denied" };
             writeln!(out, "{verdict} ({}): {}", answer.status, answer.reason)?;
-            writeln!(
-                out,
-                "  user:      {}",
-                answer.user.as_deref().unwrap_or("-")
-            )?;
+            writeln!(out, "  user:      {}", answer.user.as_deref().unwrap_or("-"))?;
             writeln!(out, "  groups:    {}", answer.groups.join(", "))?;
             writeln!(out, "  ou:        {}", answer.ou.as_deref().unwrap_or("-"))?;
             writeln!(out, "  roles:     {}", answer.roles.join(", "))?;
-            writeln!(
-                out,
-                "  operation: {}",
-                if answer.operation.is_empty() {
-                    "-"
-                } else {
-                    &answer.operation
-                }
-            )?;
-            writeln!(
-                out,
-                "  rule:      {}",
-                answer.rule.as_deref().unwrap_or("-")
-            )?;
+            writeln!(out, "  operation: {}", if answer.operation.is_empty() { "-" } else { &answer.operation })?;
+            writeln!(out, "  rule:      {}", answer.rule.as_deref().unwrap_or("-"))?;
             if let Some(t) = &answer.trace {
                 writeln!(out, "trace:")?;
                 for line in serde_yaml::to_string(t)?.lines() {
@@ -241,11 +242,7 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(if answer.allowed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(if answer.allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
@@ -261,12 +258,7 @@ fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         loaded
             .origins
             .get(&(kind, name.to_owned()))
-            .map(|os| {
-                os.iter()
-                    .map(|o| o.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
+            .map(|os| os.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(", "))
             .unwrap_or_default()
     };
     let mut errors = loaded.problems.len();
@@ -285,9 +277,5 @@ fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         loaded.resources.len(),
         loaded.files
     )?;
-    Ok(if errors == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(if errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -8,60 +8,22 @@ fn turnstile(args: &[&str]) -> (i32, String, String) {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+    (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
 }
 
 #[test]
 fn check_exits_0_on_allow_and_1_on_deny() {
-    let base = [
-        "check",
-        "--manifests",
-        "examples/clumio",
-        "--user",
-        "bob@example.com",
-        "--ou",
-        "accounting",
-    ];
+    let base = ["check", "--manifests", "examples/clumio", "--user", "bob@example.com", "--ou", "accounting"];
     let (code, out, _) = turnstile(
-        &[
-            &base[..],
-            &[
-                "--method",
-                "GET",
-                "--url",
-                "https://api.example.com/api/v1/policy-definitions",
-            ],
-        ]
-        .concat(),
+        &[&base[..], &["--method", "GET", "--url", "https://api.example.com/api/v1/policy-definitions"]].concat(),
     );
     assert_eq!(code, 0, "{out}");
-    assert!(
-        out.starts_with(
-            "allowed (200): allowed by PermissionSet/policy-management-partial/operations"
-        ),
-        "{out}"
-    );
+    assert!(out.starts_with("allowed (200): allowed by PermissionSet/policy-management-partial/operations"), "{out}");
     let (code, out, _) = turnstile(
-        &[
-            &base[..],
-            &[
-                "--method",
-                "DELETE",
-                "--url",
-                "https://api.example.com/api/v1/policy-definitions/p1",
-            ],
-        ]
-        .concat(),
+        &[&base[..], &["--method", "DELETE", "--url", "https://api.example.com/api/v1/policy-definitions/p1"]].concat(),
     );
     assert_eq!(code, 1, "{out}");
-    assert!(
-        out.starts_with("denied (403): no permission set allows `DeletePolicyDefinition`"),
-        "{out}"
-    );
+    assert!(out.starts_with("denied (403): no permission set allows `DeletePolicyDefinition`"), "{out}");
 }
 
 #[test]
@@ -86,13 +48,7 @@ fn check_prints_json_and_a_trace() {
     assert_eq!(v["rule"], "PermissionSet/deny-k8s-job/deny/0");
     assert_eq!(v["ou"], "prod01");
     assert_eq!(v["operation"], "ListJobs");
-    assert!(
-        v["trace"]["permissionSets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["name"] == "deny-k8s-job")
-    );
+    assert!(v["trace"]["permissionSets"].as_array().unwrap().iter().any(|s| s["name"] == "deny-k8s-job"));
 }
 
 #[test]
@@ -111,42 +67,34 @@ fn validate_passes_the_examples_and_fails_a_broken_folder() {
     let (code, out, _) = turnstile(&["validate", dir.path().to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
     assert!(
+        out.contains("bad.yaml (document 1): PermissionSet/broken: InvalidRegex: deny[0]: invalid regex `(`"),
+        "{out}"
+    );
+    assert!(
         out.contains(
-            "bad.yaml (document 1): PermissionSet/broken: InvalidRegex: deny[0]: invalid regex `(`"
+            "bad.yaml (document 2): Role/r: PermissionSetNotFound: permission set `broken` is missing or not ready"
         ),
         "{out}"
     );
-    assert!(out.contains("bad.yaml (document 2): Role/r: PermissionSetNotFound: permission set `broken` is missing or not ready"), "{out}");
 }
 
 #[test]
 fn validate_reports_both_documents_of_a_duplicate_name() {
     let dir = tempfile::tempdir().unwrap();
-    let ou =
-        "apiVersion: turnstile.dev/v1alpha1\nkind: OrganizationalUnit\nmetadata: {name: twice}\n";
+    let ou = "apiVersion: turnstile.dev/v1alpha1\nkind: OrganizationalUnit\nmetadata: {name: twice}\n";
     std::fs::write(dir.path().join("a.yaml"), ou).unwrap();
     std::fs::write(dir.path().join("b.yml"), ou).unwrap();
     let (code, out, _) = turnstile(&["validate", dir.path().to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
-    let line = out
-        .lines()
-        .find(|l| l.contains("DuplicateName"))
-        .expect("a DuplicateName error");
-    assert!(
-        line.contains("a.yaml (document 1)") && line.contains("b.yml (document 1)"),
-        "{line}"
-    );
+    let line = out.lines().find(|l| l.contains("DuplicateName")).expect("a DuplicateName error");
+    assert!(line.contains("a.yaml (document 1)") && line.contains("b.yml (document 1)"), "{line}");
 }
 
 #[test]
 fn crds_prints_the_committed_crds() {
     let (code, out, _) = turnstile(&["crds"]);
     assert_eq!(code, 0);
-    assert_eq!(
-        out,
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/turnstile.yaml"))
-            .unwrap()
-    );
+    assert_eq!(out, std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/turnstile.yaml")).unwrap());
 }
 
 #[test]
@@ -161,11 +109,7 @@ fn every_command_has_help() {
 #[test]
 fn serve_answers_on_its_port_and_stops_on_sigterm() {
     use std::io::{Read, Write};
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let addr = format!("127.0.0.1:{port}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_turnstile"))
         .args(["serve", "--manifests", "examples", "--listen", &addr])
@@ -175,11 +119,7 @@ fn serve_answers_on_its_port_and_stops_on_sigterm() {
         .unwrap();
     let get = |path: &str| -> Option<String> {
         let mut s = std::net::TcpStream::connect(&addr).ok()?;
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
         let mut out = String::new();
         s.read_to_string(&mut out).ok()?;
         Some(out)
@@ -194,10 +134,7 @@ fn serve_answers_on_its_port_and_stops_on_sigterm() {
     }
     let ready = ready.expect("the server answers within 5 s");
     assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
     let status = child.wait().unwrap();
     assert!(status.success(), "graceful shutdown exits 0, got {status}");

@@ -19,19 +19,9 @@ fn world() -> Definitions {
     by_body.access_path = Some("/workspaces/j(workspace)/clusters/create".into());
     let mut by_claim = op("Me", "GET", "/me", "db/user");
     by_claim.access_path = Some("/users/u(sub)".into());
-    let mut things = op(
-        "ListThings",
-        "GET",
-        "/accounts/{acct}/things",
-        "aws/account",
-    );
+    let mut things = op("ListThings", "GET", "/accounts/{acct}/things", "aws/account");
     things.resource = Some("p(acct)".into());
-    let mut delete = op(
-        "DeleteThing",
-        "DELETE",
-        "/accounts/{acct}/things/{id}",
-        "aws/account",
-    );
+    let mut delete = op("DeleteThing", "DELETE", "/accounts/{acct}/things/{id}", "aws/account");
     delete.resource = Some("p(acct)".into());
     Definitions {
         organizational_units: vec![
@@ -41,87 +31,31 @@ fn world() -> Definitions {
         ],
         permission_sets: vec![
             mk_set("all", vec![rule()], vec![]),
-            mk_set(
-                "read",
-                vec![RuleDef {
-                    methods: Some("GET|HEAD".into()),
-                    ..rule()
-                }],
-                vec![],
-            ),
+            mk_set("read", vec![RuleDef { methods: Some("GET|HEAD".into()), ..rule() }], vec![]),
             mk_set("no-jobs", vec![], vec![rt("k8s/job")]),
             mk_set("no-delete", vec![], vec![api("Delete.*")]),
             mk_set("query-any", vec![paths(&["/workspaces/*/query"])], vec![]),
         ],
         roles: vec![mk_role("admin", &["all"]), mk_role("reader", &["read"])],
         user_bindings: vec![
-            mk_binding(
-                "alice-accounting",
-                vec![user("alice")],
-                Some("admin"),
-                &["accounting"],
-                &[],
-            ),
-            mk_binding(
-                "bob-payroll",
-                vec![user("bob")],
-                Some("reader"),
-                &["payroll"],
-                &[],
-            ),
-            mk_binding(
-                "finance-read",
-                vec![group("finance")],
-                Some("reader"),
-                &["accounting"],
-                &[],
-            ),
-            mk_binding(
-                "carol-no-delete",
-                vec![user("carol")],
-                Some("admin"),
-                &["global"],
-                &["no-delete"],
-            ),
-            mk_binding(
-                "dave-queries",
-                vec![user("dave")],
-                None,
-                &["global"],
-                &["query-any"],
-            ),
-            mk_binding(
-                "erin-all",
-                vec![user("erin")],
-                Some("admin"),
-                &["global"],
-                &[],
-            ),
+            mk_binding("alice-accounting", vec![user("alice")], Some("admin"), &["accounting"], &[]),
+            mk_binding("bob-payroll", vec![user("bob")], Some("reader"), &["payroll"], &[]),
+            mk_binding("finance-read", vec![group("finance")], Some("reader"), &["accounting"], &[]),
+            mk_binding("carol-no-delete", vec![user("carol")], Some("admin"), &["global"], &["no-delete"]),
+            mk_binding("dave-queries", vec![user("dave")], None, &["global"], &["query-any"]),
+            mk_binding("erin-all", vec![user("erin")], Some("admin"), &["global"], &[]),
         ],
         api_catalogs: vec![mk_catalog(
             "api",
             Some("/api"),
-            vec![
-                things,
-                delete,
-                op("ListJobs", "GET", "/jobs", "k8s/job"),
-                ws,
-                by_header,
-                by_query,
-                by_body,
-                by_claim,
-            ],
+            vec![things, delete, op("ListJobs", "GET", "/jobs", "k8s/job"), ws, by_header, by_query, by_body, by_claim],
         )],
     }
 }
 
 fn snap() -> Snapshot {
     let (s, report) = build(&world());
-    assert!(
-        report.is_clean(),
-        "{:?}",
-        report.errors().collect::<Vec<_>>()
-    );
+    assert!(report.is_clean(), "{:?}", report.errors().collect::<Vec<_>>());
     s
 }
 
@@ -130,26 +64,14 @@ fn table(s: &Snapshot, rows: &[(&str, Ask, u16, &str)]) {
     for (what, req, status, reason) in rows {
         let a = req.answer(s);
         assert_eq!(a.status, *status, "{what}: {a:?}");
-        assert!(
-            a.reason.contains(reason),
-            "{what}: reason `{}` lacks `{reason}`",
-            a.reason
-        );
+        assert!(a.reason.contains(reason), "{what}: reason `{}` lacks `{reason}`", a.reason);
     }
 }
 
 #[test]
 fn step1_no_identity_is_401() {
     let s = snap();
-    table(
-        &s,
-        &[(
-            "anonymous",
-            ask("x", "GET", "/api/jobs").anonymous(),
-            401,
-            "no valid identity",
-        )],
-    );
+    table(&s, &[("anonymous", ask("x", "GET", "/api/jobs").anonymous(), 401, "no valid identity")]);
 }
 
 #[test]
@@ -158,99 +80,25 @@ fn step2_operation_resolution_and_extractors() {
     let a = ask("erin", "GET", "https://any.host/api/jobs").answer(&s);
     assert_eq!((a.status, a.operation.as_str()), (200, "ListJobs"));
     let a = ask("erin", "GET", "/somewhere/else").answer(&s);
-    assert_eq!(
-        (a.status, a.operation.as_str()),
-        (200, ""),
-        "uncatalogued requests have no operation"
-    );
+    assert_eq!((a.status, a.operation.as_str()), (200, ""), "uncatalogued requests have no operation");
     table(
         &s,
         &[
-            (
-                "path param",
-                ask("dave", "POST", "/api/ws/id-1/query"),
-                200,
-                "query-any/allow/0",
-            ),
-            (
-                "header",
-                ask("dave", "GET", "/api/tenant"),
-                403,
-                "extractor `h(x-tenant)`",
-            ),
-            (
-                "header present",
-                ask("erin", "GET", "/api/tenant").header("X-Tenant", "t1"),
-                200,
-                "allowed",
-            ),
-            (
-                "header with slash",
-                ask("erin", "GET", "/api/tenant").header("x-tenant", "a/b"),
-                403,
-                "h(x-tenant)",
-            ),
-            (
-                "query",
-                ask("erin", "GET", "/api/search"),
-                403,
-                "extractor `q(scope)`",
-            ),
-            (
-                "query present",
-                ask("erin", "GET", "/api/search?scope=x&scope=y"),
-                200,
-                "allowed",
-            ),
-            (
-                "query empty",
-                ask("erin", "GET", "/api/search?scope="),
-                403,
-                "q(scope)",
-            ),
-            (
-                "body missing",
-                ask("erin", "POST", "/api/clusters"),
-                403,
-                "extractor `j(workspace)`",
-            ),
-            (
-                "body null",
-                ask("erin", "POST", "/api/clusters").body(json!({"workspace": null})),
-                403,
-                "j(workspace)",
-            ),
-            (
-                "body object",
-                ask("erin", "POST", "/api/clusters").body(json!({"workspace": {}})),
-                403,
-                "j(workspace)",
-            ),
-            (
-                "body number",
-                ask("erin", "POST", "/api/clusters").body(json!({"workspace": 12})),
-                200,
-                "allowed",
-            ),
+            ("path param", ask("dave", "POST", "/api/ws/id-1/query"), 200, "query-any/allow/0"),
+            ("header", ask("dave", "GET", "/api/tenant"), 403, "extractor `h(x-tenant)`"),
+            ("header present", ask("erin", "GET", "/api/tenant").header("X-Tenant", "t1"), 200, "allowed"),
+            ("header with slash", ask("erin", "GET", "/api/tenant").header("x-tenant", "a/b"), 403, "h(x-tenant)"),
+            ("query", ask("erin", "GET", "/api/search"), 403, "extractor `q(scope)`"),
+            ("query present", ask("erin", "GET", "/api/search?scope=x&scope=y"), 200, "allowed"),
+            ("query empty", ask("erin", "GET", "/api/search?scope="), 403, "q(scope)"),
+            ("body missing", ask("erin", "POST", "/api/clusters"), 403, "extractor `j(workspace)`"),
+            ("body null", ask("erin", "POST", "/api/clusters").body(json!({"workspace": null})), 403, "j(workspace)"),
+            ("body object", ask("erin", "POST", "/api/clusters").body(json!({"workspace": {}})), 403, "j(workspace)"),
+            ("body number", ask("erin", "POST", "/api/clusters").body(json!({"workspace": 12})), 200, "allowed"),
             ("claim", ask("erin", "GET", "/api/me"), 200, "allowed"),
-            (
-                "dot segment",
-                ask("erin", "GET", "/api/../jobs"),
-                403,
-                "`.` or `..`",
-            ),
-            (
-                "bad escape",
-                ask("erin", "GET", "/api/%zz"),
-                403,
-                "percent-escape",
-            ),
-            (
-                "encoded slash",
-                ask("erin", "GET", "/api/a%2Fb"),
-                403,
-                "encoded `/`",
-            ),
+            ("dot segment", ask("erin", "GET", "/api/../jobs"), 403, "`.` or `..`"),
+            ("bad escape", ask("erin", "GET", "/api/%zz"), 403, "percent-escape"),
+            ("encoded slash", ask("erin", "GET", "/api/a%2Fb"), 403, "encoded `/`"),
         ],
     );
 }
@@ -272,28 +120,13 @@ fn step2_broken_catalog_fails_closed() {
     let mut defs = world();
     let mut bad = op("Broken", "GET", "/x/{id}", "k8s/x");
     bad.access_path = Some("/p(nope)".into());
-    defs.api_catalogs
-        .push(mk_catalog("broken", Some("/broken"), vec![bad]));
+    defs.api_catalogs.push(mk_catalog("broken", Some("/broken"), vec![bad]));
     let (s, report) = build(&defs);
-    assert_eq!(
-        report
-            .get(Kind::ApiCatalog, "broken")
-            .unwrap()
-            .error
-            .as_ref()
-            .unwrap()
-            .reason,
-        Reason::InvalidTemplate
-    );
+    assert_eq!(report.get(Kind::ApiCatalog, "broken").unwrap().error.as_ref().unwrap().reason, Reason::InvalidTemplate);
     table(
         &s,
         &[
-            (
-                "inside the broken catalog",
-                ask("erin", "GET", "/broken/x/1"),
-                403,
-                "api catalog `broken`",
-            ),
+            ("inside the broken catalog", ask("erin", "GET", "/broken/x/1"), 403, "api catalog `broken`"),
             ("elsewhere", ask("erin", "GET", "/api/jobs"), 200, "allowed"),
         ],
     );
@@ -305,42 +138,22 @@ fn step3_ou_resolution() {
     table(
         &s,
         &[
-            (
-                "unknown context",
-                ask("erin", "GET", "/api/jobs").ou("nowhere"),
-                403,
-                "`nowhere` is unknown",
-            ),
+            ("unknown context", ask("erin", "GET", "/api/jobs").ou("nowhere"), 403, "`nowhere` is unknown"),
             (
                 "resource below context",
                 ask("alice", "GET", "/api/accounts/aws-account-1/things").ou("accounting"),
                 200,
                 "",
             ),
-            (
-                "resource from global context",
-                ask("alice", "GET", "/api/accounts/payroll-db/things"),
-                200,
-                "",
-            ),
+            ("resource from global context", ask("alice", "GET", "/api/accounts/payroll-db/things"), 200, ""),
             (
                 "resource outside context",
                 ask("erin", "GET", "/api/accounts/aws-account-2/things").ou("accounting"),
                 403,
                 "outside the context `accounting`",
             ),
-            (
-                "header context",
-                ask("erin", "GET", "/api/jobs").header("X-Turnstile-OU", "nowhere"),
-                403,
-                "nowhere",
-            ),
-            (
-                "query context",
-                ask("erin", "GET", "/api/jobs?ou=nowhere"),
-                403,
-                "nowhere",
-            ),
+            ("header context", ask("erin", "GET", "/api/jobs").header("X-Turnstile-OU", "nowhere"), 403, "nowhere"),
+            ("query context", ask("erin", "GET", "/api/jobs?ou=nowhere"), 403, "nowhere"),
             (
                 "resource in no OU belongs to global",
                 ask("alice", "GET", "/api/accounts/unlisted/things").ou("accounting"),
@@ -350,14 +163,9 @@ fn step3_ou_resolution() {
         ],
     );
     // the /v1/check field beats the header, which beats the query parameter
-    let a = ask("erin", "GET", "/api/jobs?ou=r-and-d")
-        .header("x-turnstile-ou", "accounting")
-        .ou("payroll")
-        .answer(&s);
+    let a = ask("erin", "GET", "/api/jobs?ou=r-and-d").header("x-turnstile-ou", "accounting").ou("payroll").answer(&s);
     assert_eq!(a.ou.as_deref(), Some("payroll"));
-    let a = ask("erin", "GET", "/api/jobs?ou=r-and-d")
-        .header("x-turnstile-ou", "accounting")
-        .answer(&s);
+    let a = ask("erin", "GET", "/api/jobs?ou=r-and-d").header("x-turnstile-ou", "accounting").answer(&s);
     assert_eq!(a.ou.as_deref(), Some("accounting"));
     let a = ask("erin", "GET", "/api/jobs?ou=r-and-d").answer(&s);
     assert_eq!(a.ou.as_deref(), Some("r-and-d"));
@@ -369,8 +177,7 @@ fn step3_ou_resolution() {
 #[test]
 fn step3_resource_of_an_unready_ou_is_denied() {
     let mut defs = world();
-    defs.organizational_units
-        .push(mk_ou("ghost", Some("missing"), &["aws-account-1"]));
+    defs.organizational_units.push(mk_ou("ghost", Some("missing"), &["aws-account-1"]));
     let (s, _) = build(&defs);
     table(
         &s,
@@ -389,42 +196,12 @@ fn step4_ou_access_covers_descendants_never_siblings_or_ancestors() {
     table(
         &s,
         &[
-            (
-                "own OU",
-                ask("alice", "DELETE", "/x").ou("accounting"),
-                200,
-                "all/allow/0",
-            ),
-            (
-                "descendant",
-                ask("alice", "DELETE", "/x").ou("payroll"),
-                200,
-                "",
-            ),
-            (
-                "sibling",
-                ask("alice", "DELETE", "/x").ou("r-and-d"),
-                403,
-                "no permission set allows",
-            ),
-            (
-                "ancestor",
-                ask("alice", "DELETE", "/x"),
-                403,
-                "no permission set allows",
-            ),
-            (
-                "bob in payroll",
-                ask("bob", "GET", "/x").ou("payroll"),
-                200,
-                "",
-            ),
-            (
-                "bob above payroll",
-                ask("bob", "GET", "/x").ou("accounting"),
-                403,
-                "",
-            ),
+            ("own OU", ask("alice", "DELETE", "/x").ou("accounting"), 200, "all/allow/0"),
+            ("descendant", ask("alice", "DELETE", "/x").ou("payroll"), 200, ""),
+            ("sibling", ask("alice", "DELETE", "/x").ou("r-and-d"), 403, "no permission set allows"),
+            ("ancestor", ask("alice", "DELETE", "/x"), 403, "no permission set allows"),
+            ("bob in payroll", ask("bob", "GET", "/x").ou("payroll"), 200, ""),
+            ("bob above payroll", ask("bob", "GET", "/x").ou("accounting"), 403, ""),
         ],
     );
     let a = ask("alice", "DELETE", "/x").ou("payroll").answer(&s);
@@ -444,11 +221,7 @@ fn step4_groups_and_implied_groups() {
     ));
     defs.user_bindings.push(mk_binding(
         "ci",
-        vec![SubjectDef {
-            kind: SubjectKind::ServiceAccount,
-            name: "ci".into(),
-            namespace: Some("tools".into()),
-        }],
+        vec![SubjectDef { kind: SubjectKind::ServiceAccount, name: "ci".into(), namespace: Some("tools".into()) }],
         Some("admin"),
         &["r-and-d"],
         &[],
@@ -465,59 +238,22 @@ fn step4_groups_and_implied_groups() {
     table(
         &s,
         &[
-            (
-                "group binding",
-                ask("zed", "GET", "/x").group("finance").ou("payroll"),
-                200,
-                "read/allow/0",
-            ),
-            (
-                "group binding, write",
-                ask("zed", "POST", "/x").group("finance").ou("payroll"),
-                403,
-                "",
-            ),
-            (
-                "without the group",
-                ask("zed", "GET", "/x").ou("payroll"),
-                403,
-                "",
-            ),
-            (
-                "system:authenticated",
-                ask("zed", "GET", "/x").ou("r-and-d"),
-                200,
-                "",
-            ),
-            (
-                "service account user",
-                ask("system:serviceaccount:tools:ci", "POST", "/x").ou("r-and-d"),
-                200,
-                "",
-            ),
+            ("group binding", ask("zed", "GET", "/x").group("finance").ou("payroll"), 200, "read/allow/0"),
+            ("group binding, write", ask("zed", "POST", "/x").group("finance").ou("payroll"), 403, ""),
+            ("without the group", ask("zed", "GET", "/x").ou("payroll"), 403, ""),
+            ("system:authenticated", ask("zed", "GET", "/x").ou("r-and-d"), 200, ""),
+            ("service account user", ask("system:serviceaccount:tools:ci", "POST", "/x").ou("r-and-d"), 200, ""),
             (
                 "service account namespace group",
                 ask("system:serviceaccount:tools:other", "POST", "/x").ou("payroll"),
                 200,
                 "",
             ),
-            (
-                "other namespace",
-                ask("system:serviceaccount:prod:ci", "POST", "/x").ou("payroll"),
-                403,
-                "",
-            ),
+            ("other namespace", ask("system:serviceaccount:prod:ci", "POST", "/x").ou("payroll"), 403, ""),
         ],
     );
     let a = ask("system:serviceaccount:tools:ci", "GET", "/x").answer(&s);
-    assert_eq!(
-        a.groups,
-        vec![
-            "system:authenticated",
-            "system:serviceaccounts",
-            "system:serviceaccounts:tools"
-        ]
-    );
+    assert_eq!(a.groups, vec!["system:authenticated", "system:serviceaccounts", "system:serviceaccounts:tools"]);
 }
 
 #[test]
@@ -533,24 +269,14 @@ fn step4_system_wide_sets_and_scopes() {
     table(
         &s,
         &[
-            (
-                "system-wide allow, no binding",
-                ask("nobody", "DELETE", "/x"),
-                200,
-                "compat/allow/0",
-            ),
+            ("system-wide allow, no binding", ask("nobody", "DELETE", "/x"), 200, "compat/allow/0"),
             (
                 "scoped deny applies below its OU",
                 ask("nobody", "GET", "/api/jobs").ou("payroll"),
                 403,
                 "deny-prod-jobs/deny/0",
             ),
-            (
-                "scoped deny does not apply elsewhere",
-                ask("nobody", "GET", "/api/jobs").ou("r-and-d"),
-                200,
-                "",
-            ),
+            ("scoped deny does not apply elsewhere", ask("nobody", "GET", "/api/jobs").ou("r-and-d"), 200, ""),
         ],
     );
 }
@@ -560,32 +286,14 @@ fn step4_expired_binding_grants_nothing() {
     let mut defs = world();
     let mut temp = mk_binding("temp", vec![user("tmp")], Some("admin"), &["global"], &[]);
     temp.expires_at = Some("2026-01-01T00:00:00Z".into());
-    let mut later = mk_binding(
-        "later",
-        vec![user("later")],
-        Some("admin"),
-        &["global"],
-        &[],
-    );
+    let mut later = mk_binding("later", vec![user("later")], Some("admin"), &["global"], &[]);
     later.expires_at = Some("2026-06-01T00:00:01Z".into());
     defs.user_bindings.extend([temp, later]);
     let (s, report) = build(&defs);
-    assert_eq!(
-        report
-            .get(Kind::UserBinding, "temp")
-            .unwrap()
-            .error
-            .as_ref()
-            .unwrap()
-            .reason,
-        Reason::Expired
-    );
+    assert_eq!(report.get(Kind::UserBinding, "temp").unwrap().error.as_ref().unwrap().reason, Reason::Expired);
     table(
         &s,
-        &[
-            ("expired", ask("tmp", "GET", "/x"), 403, ""),
-            ("not yet expired", ask("later", "GET", "/x"), 200, ""),
-        ],
+        &[("expired", ask("tmp", "GET", "/x"), 403, ""), ("not yet expired", ask("later", "GET", "/x"), 200, "")],
     );
     // A binding that expires after the snapshot was built stops granting at its time.
     let later = "2026-06-01T00:00:02Z".parse().unwrap();
@@ -598,24 +306,14 @@ fn step5_deny_beats_allow_and_no_allow_denies() {
     table(
         &s,
         &[
-            (
-                "allow",
-                ask("carol", "GET", "/api/accounts/aws-account-1/things"),
-                200,
-                "all/allow/0",
-            ),
+            ("allow", ask("carol", "GET", "/api/accounts/aws-account-1/things"), 200, "all/allow/0"),
             (
                 "deny beats allow",
                 ask("carol", "DELETE", "/api/accounts/aws-account-1/things/t1"),
                 403,
                 "no-delete/deny/0",
             ),
-            (
-                "no allow",
-                ask("nobody", "GET", "/api/jobs"),
-                403,
-                "no permission set allows `ListJobs`",
-            ),
+            ("no allow", ask("nobody", "GET", "/api/jobs"), 403, "no permission set allows `ListJobs`"),
         ],
     );
 }
@@ -623,15 +321,8 @@ fn step5_deny_beats_allow_and_no_allow_denies() {
 #[test]
 fn step5_operations_shorthand_and_methods() {
     let mut defs = world();
-    defs.permission_sets
-        .push(mk_ops("policy-partial", &["ListThings"]));
-    defs.user_bindings.push(mk_binding(
-        "ro",
-        vec![user("ro")],
-        None,
-        &["global"],
-        &["policy-partial"],
-    ));
+    defs.permission_sets.push(mk_ops("policy-partial", &["ListThings"]));
+    defs.user_bindings.push(mk_binding("ro", vec![user("ro")], None, &["global"], &["policy-partial"]));
     let (s, _) = build(&defs);
     table(
         &s,
@@ -642,24 +333,9 @@ fn step5_operations_shorthand_and_methods() {
                 200,
                 "policy-partial/operations",
             ),
-            (
-                "unlisted operation",
-                ask("ro", "DELETE", "/api/accounts/aws-account-1/things/1"),
-                403,
-                "",
-            ),
-            (
-                "lowercase method is uppercased",
-                ask("bob", "get", "/x").ou("payroll"),
-                200,
-                "",
-            ),
-            (
-                "HEAD is its own method",
-                ask("bob", "HEAD", "/x").ou("payroll"),
-                200,
-                "",
-            ),
+            ("unlisted operation", ask("ro", "DELETE", "/api/accounts/aws-account-1/things/1"), 403, ""),
+            ("lowercase method is uppercased", ask("bob", "get", "/x").ou("payroll"), 200, ""),
+            ("HEAD is its own method", ask("bob", "HEAD", "/x").ou("payroll"), 200, ""),
         ],
     );
 }
@@ -667,78 +343,32 @@ fn step5_operations_shorthand_and_methods() {
 #[test]
 fn a_missing_deny_set_grants_nothing() {
     let mut defs = world();
-    defs.user_bindings.push(mk_binding(
-        "frank",
-        vec![user("frank")],
-        Some("admin"),
-        &["global"],
-        &["deny-typo"],
-    ));
+    defs.user_bindings.push(mk_binding("frank", vec![user("frank")], Some("admin"), &["global"], &["deny-typo"]));
     let (s, report) = build(&defs);
     assert_eq!(
-        report
-            .get(Kind::UserBinding, "frank")
-            .unwrap()
-            .error
-            .as_ref()
-            .unwrap()
-            .reason,
+        report.get(Kind::UserBinding, "frank").unwrap().error.as_ref().unwrap().reason,
         Reason::PermissionSetNotFound
     );
-    table(
-        &s,
-        &[(
-            "binding with a missing deny set",
-            ask("frank", "GET", "/x"),
-            403,
-            "no permission set allows",
-        )],
-    );
+    table(&s, &[("binding with a missing deny set", ask("frank", "GET", "/x"), 403, "no permission set allows")]);
     // A role naming a set with a bad regex grants nothing either.
     let mut defs = world();
-    defs.permission_sets
-        .push(mk_set("bad-deny", vec![], vec![rt("(")]));
+    defs.permission_sets.push(mk_set("bad-deny", vec![], vec![rt("(")]));
     defs.roles.push(mk_role("admin-but", &["all", "bad-deny"]));
-    defs.user_bindings.push(mk_binding(
-        "gina",
-        vec![user("gina")],
-        Some("admin-but"),
-        &["global"],
-        &[],
-    ));
+    defs.user_bindings.push(mk_binding("gina", vec![user("gina")], Some("admin-but"), &["global"], &[]));
     let (s, report) = build(&defs);
     assert_eq!(
-        report
-            .get(Kind::Role, "admin-but")
-            .unwrap()
-            .error
-            .as_ref()
-            .unwrap()
-            .reason,
+        report.get(Kind::Role, "admin-but").unwrap().error.as_ref().unwrap().reason,
         Reason::PermissionSetNotFound
     );
-    table(
-        &s,
-        &[(
-            "role with an invalid deny set",
-            ask("gina", "GET", "/x"),
-            403,
-            "",
-        )],
-    );
+    table(&s, &[("role with an invalid deny set", ask("gina", "GET", "/x"), 403, "")]);
 }
 
 fn reason_of(report: &Report, kind: Kind, name: &str) -> Option<Reason> {
-    report
-        .get(kind, name)
-        .and_then(|s| s.error.as_ref().map(|p| p.reason))
+    report.get(kind, name).and_then(|s| s.error.as_ref().map(|p| p.reason))
 }
 
 fn warnings_of(report: &Report, kind: Kind, name: &str) -> Vec<Reason> {
-    report
-        .get(kind, name)
-        .map(|s| s.warnings.iter().map(|p| p.reason).collect())
-        .unwrap_or_default()
+    report.get(kind, name).map(|s| s.warnings.iter().map(|p| p.reason).collect()).unwrap_or_default()
 }
 
 #[test]
@@ -755,14 +385,7 @@ fn every_condition_reason() {
     ]);
     let mut scoped = mk_set("scoped", vec![rule()], vec![]);
     scoped.scope = Some(vec!["nowhere".into(), "accounting".into()]);
-    let mut lower = mk_set(
-        "lowercase",
-        vec![RuleDef {
-            methods: Some("get".into()),
-            ..rule()
-        }],
-        vec![],
-    );
+    let mut lower = mk_set("lowercase", vec![RuleDef { methods: Some("get".into()), ..rule() }], vec![]);
     lower.description = Some("x".into());
     d.permission_sets.extend([
         mk_set("bad-regex", vec![api("([")], vec![]),
@@ -779,33 +402,17 @@ fn every_condition_reason() {
     d.user_bindings.extend([
         mk_binding("no-role", vec![user("x")], Some("nope"), &["global"], &[]),
         mk_binding("no-ou", vec![user("x")], Some("admin"), &["nope"], &[]),
-        mk_binding(
-            "unready-ou",
-            vec![user("x")],
-            Some("admin"),
-            &["orphan"],
-            &[],
-        ),
+        mk_binding("unready-ou", vec![user("x")], Some("admin"), &["orphan"], &[]),
         mk_binding("no-set", vec![user("x")], None, &["global"], &["nope"]),
         mk_binding("no-ous", vec![user("x")], Some("admin"), &[], &[]),
         mk_binding(
             "sa-no-ns",
-            vec![SubjectDef {
-                kind: SubjectKind::ServiceAccount,
-                name: "ci".into(),
-                namespace: None,
-            }],
+            vec![SubjectDef { kind: SubjectKind::ServiceAccount, name: "ci".into(), namespace: None }],
             Some("admin"),
             &["global"],
             &[],
         ),
-        mk_binding(
-            "alice-reader",
-            vec![user("alice")],
-            Some("reader"),
-            &["payroll"],
-            &[],
-        ),
+        mk_binding("alice-reader", vec![user("alice")], Some("reader"), &["payroll"], &[]),
         expired,
         bad_time,
     ]);
@@ -852,34 +459,14 @@ fn every_condition_reason() {
     for (kind, name, reason) in expected_errors {
         assert_eq!(reason_of(&r, kind, name), Some(reason), "{kind}/{name}");
     }
-    assert_eq!(
-        r.errors().count(),
-        expected_errors.len(),
-        "{:#?}",
-        r.errors().collect::<Vec<_>>()
-    );
+    assert_eq!(r.errors().count(), expected_errors.len(), "{:#?}", r.errors().collect::<Vec<_>>());
     // in file mode the name that sorts first keeps a contested resource
-    assert_eq!(
-        warnings_of(&r, OrganizationalUnit, "r-and-d"),
-        vec![ResourceConflict]
-    );
+    assert_eq!(warnings_of(&r, OrganizationalUnit, "r-and-d"), vec![ResourceConflict]);
     assert!(warnings_of(&r, OrganizationalUnit, "claims-it-too").is_empty());
-    assert_eq!(
-        warnings_of(&r, PermissionSet, "scoped"),
-        vec![ScopeNotFound]
-    );
-    assert_eq!(
-        warnings_of(&r, PermissionSet, "lowercase"),
-        vec![LowercaseMethod]
-    );
-    assert_eq!(
-        warnings_of(&r, UserBinding, "alice-reader"),
-        vec![RoleConflict]
-    );
-    assert_eq!(
-        warnings_of(&r, UserBinding, "alice-accounting"),
-        vec![RoleConflict]
-    );
+    assert_eq!(warnings_of(&r, PermissionSet, "scoped"), vec![ScopeNotFound]);
+    assert_eq!(warnings_of(&r, PermissionSet, "lowercase"), vec![LowercaseMethod]);
+    assert_eq!(warnings_of(&r, UserBinding, "alice-reader"), vec![RoleConflict]);
+    assert_eq!(warnings_of(&r, UserBinding, "alice-accounting"), vec![RoleConflict]);
     assert!(r.get(OrganizationalUnit, "r-and-d").unwrap().is_ready());
 }
 
@@ -891,20 +478,16 @@ fn scope_whose_entries_all_dropped_applies_nowhere() {
     s.scope = Some(vec!["missing".into()]);
     d.permission_sets.push(s);
     let (s, _) = build(&d);
-    table(
-        &s,
-        &[("dropped scope", ask("nobody", "GET", "/x"), 403, "")],
-    );
+    table(&s, &[("dropped scope", ask("nobody", "GET", "/x"), 403, "")]);
 }
 
 #[test]
 fn explain_traces_bindings_sets_and_rules() {
     let s = snap();
-    let (allowed, t) = ask("carol", "DELETE", "/api/accounts/aws-account-1/things/t1")
-        .with_request(now(), |req| {
-            let (d, t) = s.explain(req);
-            (d.allowed(), t)
-        });
+    let (allowed, t) = ask("carol", "DELETE", "/api/accounts/aws-account-1/things/t1").with_request(now(), |req| {
+        let (d, t) = s.explain(req);
+        (d.allowed(), t)
+    });
     assert!(!allowed);
     assert_eq!(t.route.as_ref().unwrap().operation, "DeleteThing");
     assert_eq!(t.effective_ou.as_deref(), Some("accounting"));
@@ -913,8 +496,5 @@ fn explain_traces_bindings_sets_and_rules() {
     let names: Vec<&str> = t.permission_sets.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["all", "no-delete"]);
     let deny = &t.permission_sets[1].rules[0];
-    assert_eq!(
-        (deny.rule.as_str(), deny.matched),
-        ("PermissionSet/no-delete/deny/0", true)
-    );
+    assert_eq!((deny.rule.as_str(), deny.matched), ("PermissionSet/no-delete/deny/0", true));
 }

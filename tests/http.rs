@@ -5,18 +5,16 @@ use std::path::Path;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use turnstile::engine::Snapshot;
+use turnstile::http::authn::{Authenticator, AuthnConfig};
 use turnstile::http::{AppState, router};
 use turnstile::sources::files;
 
 /// Starts a server on an ephemeral port; with `examples`, it serves the seed manifests.
 async fn start(examples: bool) -> std::net::SocketAddr {
-    let state = AppState::new();
+    let state = AppState::new(Authenticator::new(AuthnConfig::default()).await);
     if examples {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-        let (snap, _) = Snapshot::build(
-            &files::load(&dir).unwrap().definitions(),
-            jiff::Timestamp::now(),
-        );
+        let (snap, _) = Snapshot::build(&files::load(&dir).unwrap().definitions(), jiff::Timestamp::now());
         state.publish(snap);
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -55,11 +53,7 @@ async fn call(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) 
     s.read_to_string(&mut raw).await.unwrap();
     let (head, body) = raw.split_once("\r\n\r\n").unwrap();
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    Reply {
-        status,
-        head: head.to_owned(),
-        body: body.to_owned(),
-    }
+    Reply { status, head: head.to_owned(), body: body.to_owned() }
 }
 
 async fn check(addr: std::net::SocketAddr, input: Value) -> Reply {
@@ -77,20 +71,11 @@ async fn check_allows_with_identity_headers_and_denies_with_a_reason() {
     .await;
     assert_eq!(allowed.status, 200, "{}", allowed.body);
     assert_eq!(allowed.header("x-auth-user"), Some("bob@example.com"));
-    assert_eq!(
-        allowed.header("x-auth-groups"),
-        Some("finance,system:authenticated")
-    );
+    assert_eq!(allowed.header("x-auth-groups"), Some("finance,system:authenticated"));
     assert_eq!(allowed.header("x-auth-ou"), Some("accounting"));
     assert_eq!(allowed.header("x-auth-role"), Some("read-only"));
-    assert_eq!(
-        allowed.header("x-auth-operation"),
-        Some("ListPolicyDefinitions")
-    );
-    assert_eq!(
-        allowed.json()["rule"],
-        "PermissionSet/policy-management-partial/operations"
-    );
+    assert_eq!(allowed.header("x-auth-operation"), Some("ListPolicyDefinitions"));
+    assert_eq!(allowed.json()["rule"], "PermissionSet/policy-management-partial/operations");
 
     let denied = check(
         addr,
@@ -99,10 +84,7 @@ async fn check_allows_with_identity_headers_and_denies_with_a_reason() {
     )
     .await;
     assert_eq!(denied.status, 403);
-    assert_eq!(
-        denied.header("x-auth-reason"),
-        Some("denied by PermissionSet/deny-k8s-job/deny/0")
-    );
+    assert_eq!(denied.header("x-auth-reason"), Some("denied by PermissionSet/deny-k8s-job/deny/0"));
     assert!(denied.header("x-auth-user").is_none());
     let body = denied.json();
     assert_eq!(body["allowed"], false);
@@ -115,26 +97,15 @@ async fn no_identity_is_401_and_malformed_input_is_400() {
     let addr = start(true).await;
     let r = check(addr, json!({"method": "GET", "path": "/x"})).await;
     assert_eq!(r.status, 401);
-    assert_eq!(
-        r.header("www-authenticate"),
-        Some("Bearer realm=\"turnstile\"")
-    );
-    // Tokens are not accepted until issuers are configured: no identity.
-    let r = check(
-        addr,
-        json!({"token": "a.b.c", "method": "GET", "path": "/x"}),
-    )
-    .await;
+    assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"turnstile\""));
+    // With no issuer configured, no token identifies anyone.
+    let r = check(addr, json!({"token": "a.b.c", "method": "GET", "path": "/x"})).await;
     assert_eq!(r.status, 401);
+    assert_eq!(r.json()["reason"], "bearer token is malformed");
 
     let r = call(addr, "POST", "/v1/check", "{not json").await;
     assert_eq!(r.status, 400);
-    assert!(
-        r.json()["error"]
-            .as_str()
-            .unwrap()
-            .starts_with("request body is not valid")
-    );
+    assert!(r.json()["error"].as_str().unwrap().starts_with("request body is not valid"));
     let r = check(
         addr,
         json!({"subject": {"user": "u"}, "method": "GET", "path": "/x",
@@ -143,11 +114,7 @@ async fn no_identity_is_401_and_malformed_input_is_400() {
     .await;
     assert_eq!(r.status, 400);
     assert!(r.body.contains("given twice"), "{}", r.body);
-    let r = check(
-        addr,
-        json!({"subject": {"user": "u"}, "method": "GET", "path": "/x", "extra": 1}),
-    )
-    .await;
+    let r = check(addr, json!({"subject": {"user": "u"}, "method": "GET", "path": "/x", "extra": 1})).await;
     assert_eq!(r.status, 400);
 }
 
@@ -163,10 +130,7 @@ async fn views_answer_for_uis() {
     .await;
     assert_eq!(r.status, 200);
     let ops = r.json()["operations"].as_array().unwrap().clone();
-    let read = ops
-        .iter()
-        .find(|o| o["operation"] == "ReadPolicyDefinition")
-        .unwrap();
+    let read = ops.iter().find(|o| o["operation"] == "ReadPolicyDefinition").unwrap();
     assert_eq!(read["allowed"], true);
     assert_eq!(read["href"], "/api/v1/policy-definitions/p-1");
 
@@ -181,8 +145,8 @@ async fn views_answer_for_uis() {
     let tree = r.json();
     assert_eq!(tree["complete"], true);
     assert_eq!(
-        tree["tree"]["children"]["workspaces"]["children"]["id-12"]["children"]["clusters"]["children"]
-            ["id-10"]["children"]["query"]["allowed"],
+        tree["tree"]["children"]["workspaces"]["children"]["id-12"]["children"]["clusters"]["children"]["id-10"]["children"]
+            ["query"]["allowed"],
         true
     );
 }
@@ -192,11 +156,7 @@ async fn not_ready_until_an_index_is_loaded_and_then_decisions_deny() {
     let addr = start(false).await;
     assert_eq!(call(addr, "GET", "/healthz", "").await.status, 200);
     assert_eq!(call(addr, "GET", "/readyz", "").await.status, 503);
-    let r = check(
-        addr,
-        json!({"subject": {"user": "u"}, "method": "GET", "path": "/x"}),
-    )
-    .await;
+    let r = check(addr, json!({"subject": {"user": "u"}, "method": "GET", "path": "/x"})).await;
     assert_eq!(r.status, 403);
     assert_eq!(r.header("x-auth-reason"), Some("no index loaded yet"));
     let ready = start(true).await;

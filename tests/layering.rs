@@ -4,15 +4,7 @@
 #[test]
 fn the_engine_depends_on_no_outer_layer() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/engine");
-    let forbidden = [
-        "kube",
-        "k8s_openapi",
-        "axum",
-        "tokio",
-        "hyper",
-        "crate::sources",
-        "crate::cli",
-    ];
+    let forbidden = ["kube", "k8s_openapi", "axum", "tokio", "hyper", "crate::sources", "crate::cli"];
     let mut checked = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -20,20 +12,11 @@ fn the_engine_depends_on_no_outer_layer() {
         for (n, line) in text.lines().enumerate() {
             let code = line.split("//").next().unwrap_or("");
             for word in forbidden {
-                let uses =
-                    code.contains(&format!("{word}::")) || code.contains(&format!("use {word}"));
-                assert!(
-                    !uses,
-                    "{}:{}: the engine must not use `{word}`: {line}",
-                    path.display(),
-                    n + 1
-                );
+                let uses = code.contains(&format!("{word}::")) || code.contains(&format!("use {word}"));
+                assert!(!uses, "{}:{}: the engine must not use `{word}`: {line}", path.display(), n + 1);
             }
         }
         checked += 1;
     }
-    assert!(
-        checked >= 8,
-        "expected the engine's modules, found {checked}"
-    );
+    assert!(checked >= 8, "expected the engine's modules, found {checked}");
 }

@@ -8,13 +8,7 @@ use proptest::prelude::*;
 use turnstile::engine::*;
 
 const RESOURCE_TYPES: &[&str] = &["aws/.*", "k8s/job", "k8s/.*", "db/cluster", ".*"];
-const API_NAMES: &[&str] = &[
-    "List.*",
-    "GetSecretData",
-    "Delete.*",
-    "RunQuery",
-    "ListJobs",
-];
+const API_NAMES: &[&str] = &["List.*", "GetSecretData", "Delete.*", "RunQuery", "ListJobs"];
 const METHODS: &[&str] = &["GET", "GET|HEAD", "POST|DELETE", ".*"];
 const PATHS: &[&str] = &["/workspaces/*/query", "/workspaces/w1", "/api", "/api/jobs"];
 const USERS: &[&str] = &["u0", "u1", "u2", "u3"];
@@ -81,9 +75,7 @@ fn rule_spec() -> impl Strategy<Value = RuleSpec> {
 
 fn world() -> impl Strategy<Value = World> {
     let parents = (1usize..5).prop_flat_map(|n| {
-        (0..n)
-            .map(|i| proptest::option::of(0..i.max(1)).prop_map(move |p| p.filter(|p| *p < i)))
-            .collect::<Vec<_>>()
+        (0..n).map(|i| proptest::option::of(0..i.max(1)).prop_map(move |p| p.filter(|p| *p < i))).collect::<Vec<_>>()
     });
     let sets = proptest::collection::vec(
         (
@@ -92,12 +84,7 @@ fn world() -> impl Strategy<Value = World> {
             proptest::bool::weighted(0.2),
             proptest::option::weighted(0.2, 0..4usize),
         )
-            .prop_map(|(allow, deny, system_wide, scope)| SetSpec {
-                allow,
-                deny,
-                system_wide,
-                scope,
-            }),
+            .prop_map(|(allow, deny, system_wide, scope)| SetSpec { allow, deny, system_wide, scope }),
         1..5,
     );
     (parents, sets).prop_flat_map(|(parents, sets)| {
@@ -108,33 +95,13 @@ fn world() -> impl Strategy<Value = World> {
             let binding = (
                 proptest::option::of(0..USERS.len()),
                 proptest::option::weighted(0.3, 0..GROUPS.len()),
-                if n_role == 0 {
-                    Just(None).boxed()
-                } else {
-                    proptest::option::of(0..n_role).boxed()
-                },
+                if n_role == 0 { Just(None).boxed() } else { proptest::option::of(0..n_role).boxed() },
                 0..n_ou + 1,
                 proptest::collection::vec(0..n_set, 0..2),
             )
-                .prop_map(|(user, group, role, ou, sets)| BindingSpec {
-                    user,
-                    group,
-                    role,
-                    ou,
-                    sets,
-                });
-            (
-                Just(parents),
-                Just(sets),
-                Just(roles),
-                proptest::collection::vec(binding, 0..6),
-            )
-                .prop_map(|(parents, sets, roles, bindings)| World {
-                    parents,
-                    sets,
-                    roles,
-                    bindings,
-                })
+                .prop_map(|(user, group, role, ou, sets)| BindingSpec { user, group, role, ou, sets });
+            (Just(parents), Just(sets), Just(roles), proptest::collection::vec(binding, 0..6))
+                .prop_map(|(parents, sets, roles, bindings)| World { parents, sets, roles, bindings })
         })
     })
 }
@@ -148,13 +115,7 @@ fn requests() -> impl Strategy<Value = Vec<Req>> {
             0..URLS.len(),
             proptest::option::weighted(0.5, 0..6usize),
         )
-            .prop_map(|(user, group, method, url, ou)| Req {
-                user,
-                group,
-                method,
-                url,
-                ou,
-            }),
+            .prop_map(|(user, group, method, url, ou)| Req { user, group, method, url, ou }),
         12,
     )
 }
@@ -174,19 +135,9 @@ fn rule_def(r: &RuleSpec) -> RuleDef {
 }
 
 fn catalog() -> ApiCatalogDef {
-    let mut things = op(
-        "ListThings",
-        "GET",
-        "/accounts/{acct}/things",
-        "aws/account",
-    );
+    let mut things = op("ListThings", "GET", "/accounts/{acct}/things", "aws/account");
     things.resource = Some("p(acct)".into());
-    let mut delete = op(
-        "DeleteThing",
-        "DELETE",
-        "/accounts/{acct}/things/{id}",
-        "aws/account",
-    );
+    let mut delete = op("DeleteThing", "DELETE", "/accounts/{acct}/things/{id}", "aws/account");
     delete.resource = Some("p(acct)".into());
     let mut query = op("RunQuery", "GET", "/ws/{ws}/query", "db/cluster");
     query.access_path = Some("/workspaces/p(ws)/query".into());
@@ -206,11 +157,7 @@ fn catalog() -> ApiCatalogDef {
 fn definitions(w: &World) -> Definitions {
     let n_ou = w.parents.len();
     let ou_ref = |i: usize| {
-        if i >= n_ou {
-            "global".to_owned()
-        } else {
-            ou_name(i)
-        }
+        if i >= n_ou { "global".to_owned() } else { ou_name(i) }
     };
     Definitions {
         organizational_units: w
@@ -241,11 +188,7 @@ fn definitions(w: &World) -> Definitions {
             .enumerate()
             .map(|(i, sets)| {
                 let names: Vec<String> = sets.iter().map(|s| format!("set-{s}")).collect();
-                RoleDef {
-                    meta: Meta::named(format!("role-{i}")),
-                    permission_sets: names,
-                    ..Default::default()
-                }
+                RoleDef { meta: Meta::named(format!("role-{i}")), permission_sets: names, ..Default::default() }
             })
             .collect(),
         user_bindings: w
@@ -253,8 +196,7 @@ fn definitions(w: &World) -> Definitions {
             .iter()
             .enumerate()
             .map(|(i, b)| {
-                let mut subjects: Vec<SubjectDef> =
-                    b.user.map(|u| user(USERS[u])).into_iter().collect();
+                let mut subjects: Vec<SubjectDef> = b.user.map(|u| user(USERS[u])).into_iter().collect();
                 subjects.extend(b.group.map(|g| group(GROUPS[g])));
                 if subjects.is_empty() {
                     subjects.push(user(USERS[0]));
@@ -282,11 +224,7 @@ fn answers(defs: &Definitions, reqs: &[Req]) -> Vec<Answer> {
                 a = a.group(GROUPS[g]);
             }
             if let Some(o) = r.ou {
-                a = a.ou(&if o >= 5 {
-                    "global".to_owned()
-                } else {
-                    ou_name(o)
-                });
+                a = a.ou(&if o >= 5 { "global".to_owned() } else { ou_name(o) });
             }
             a.answer(&snap)
         })

@@ -39,27 +39,16 @@ fn load(dir: &Path) -> Snapshot {
     let loaded = files::load(dir).unwrap();
     assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
     let (snapshot, report) = Snapshot::build(&loaded.definitions(), common::now());
-    assert!(
-        report.is_clean(),
-        "{}: {:?}",
-        dir.display(),
-        report.errors().collect::<Vec<_>>()
-    );
-    assert_eq!(
-        report.warnings().count(),
-        0,
-        "{:?}",
-        report.warnings().collect::<Vec<_>>()
-    );
+    assert!(report.is_clean(), "{}: {:?}", dir.display(), report.errors().collect::<Vec<_>>());
+    assert_eq!(report.warnings().count(), 0, "{:?}", report.warnings().collect::<Vec<_>>());
     snapshot
 }
 
 fn run(example: &str) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let checks: Vec<Check> = serde_yaml::from_str(
-        &std::fs::read_to_string(root.join(format!("tests/scenarios/{example}.yaml"))).unwrap(),
-    )
-    .unwrap();
+    let checks: Vec<Check> =
+        serde_yaml::from_str(&std::fs::read_to_string(root.join(format!("tests/scenarios/{example}.yaml"))).unwrap())
+            .unwrap();
     assert!(checks.len() >= 8, "{example} has too few checks");
     // Each example alone, and all of them together as `turnstile serve --manifests examples`
     // loads them: the seeds must not leak into each other.

@@ -26,15 +26,8 @@ pub const FULL: Size = Size {
 };
 
 /// Small enough for `cargo test --benches`.
-pub const SMOKE: Size = Size {
-    ous: 50,
-    sets: 20,
-    rules_per_set: 10,
-    roles: 5,
-    bindings: 100,
-    catalogs: 2,
-    ops_per_catalog: 10,
-};
+pub const SMOKE: Size =
+    Size { ous: 50, sets: 20, rules_per_set: 10, roles: 5, bindings: 100, catalogs: 2, ops_per_catalog: 10 };
 
 /// xorshift64*: a tiny deterministic generator.
 pub struct Rng(u64);
@@ -66,18 +59,12 @@ pub fn definitions(size: &Size, rng: &mut Rng) -> Definitions {
     let mut depth = Vec::with_capacity(size.ous);
     let mut ous = Vec::with_capacity(size.ous);
     for i in 0..size.ous {
-        let parent = if i < 10 {
-            None
-        } else {
-            Some(rng.below(i)).filter(|p| depth[*p] < 8)
-        };
+        let parent = if i < 10 { None } else { Some(rng.below(i)).filter(|p| depth[*p] < 8) };
         depth.push(parent.map_or(1, |p| depth[p] + 1));
         ous.push(OrganizationalUnitDef {
             meta: Meta::named(format!("ou-{i}")),
             parent: parent.map(|p| format!("ou-{p}")),
-            resources: (0..RESOURCES_PER_OU)
-                .map(|k| format!("res-{i}-{k}"))
-                .collect(),
+            resources: (0..RESOURCES_PER_OU).map(|k| format!("res-{i}-{k}")).collect(),
             ..Default::default()
         });
     }
@@ -116,10 +103,7 @@ pub fn definitions(size: &Size, rng: &mut Rng) -> Definitions {
             let c = rng.below(size.catalogs);
             let k = rng.below(size.ops_per_catalog);
             let rule = match rng.below(100) {
-                0..=89 => RuleDef {
-                    api_name: Some(op_id(c, k)),
-                    ..Default::default()
-                },
+                0..=89 => RuleDef { api_name: Some(op_id(c, k)), ..Default::default() },
                 90..=94 => RuleDef {
                     resource_type: Some(format!("svc{c}/thing[0-{}]", k % 10)),
                     methods: Some("GET|HEAD".into()),
@@ -131,11 +115,7 @@ pub fn definitions(size: &Size, rng: &mut Rng) -> Definitions {
                     ..Default::default()
                 },
             };
-            if rng.chance(10) {
-                deny.push(rule)
-            } else {
-                allow.push(rule)
-            }
+            if rng.chance(10) { deny.push(rule) } else { allow.push(rule) }
         }
         sets.push(PermissionSetDef {
             meta: Meta::named(format!("set-{s}")),
@@ -155,9 +135,7 @@ pub fn definitions(size: &Size, rng: &mut Rng) -> Definitions {
     let roles = (0..size.roles)
         .map(|r| RoleDef {
             meta: Meta::named(format!("role-{r}")),
-            permission_sets: (0..5)
-                .map(|_| format!("set-{}", rng.below(size.sets)))
-                .collect(),
+            permission_sets: (0..5).map(|_| format!("set-{}", rng.below(size.sets))).collect(),
             ..Default::default()
         })
         .collect();
@@ -166,30 +144,16 @@ pub fn definitions(size: &Size, rng: &mut Rng) -> Definitions {
     let bindings = (0..size.bindings)
         .map(|b| {
             let subject = if b % 10 == 9 {
-                SubjectDef {
-                    kind: SubjectKind::Group,
-                    name: format!("group-{}", rng.below(100)),
-                    namespace: None,
-                }
+                SubjectDef { kind: SubjectKind::Group, name: format!("group-{}", rng.below(100)), namespace: None }
             } else {
-                SubjectDef {
-                    kind: SubjectKind::User,
-                    name: format!("user-{}", rng.below(users)),
-                    namespace: None,
-                }
+                SubjectDef { kind: SubjectKind::User, name: format!("user-{}", rng.below(users)), namespace: None }
             };
             UserBindingDef {
                 meta: Meta::named(format!("binding-{b}")),
                 subjects: vec![subject],
                 role: Some(format!("role-{}", rng.below(size.roles))),
-                organizational_units: (0..1 + rng.below(2))
-                    .map(|_| format!("ou-{}", rng.below(size.ous)))
-                    .collect(),
-                permission_sets: if rng.chance(30) {
-                    vec![format!("set-{}", rng.below(size.sets))]
-                } else {
-                    vec![]
-                },
+                organizational_units: (0..1 + rng.below(2)).map(|_| format!("ou-{}", rng.below(size.ous))).collect(),
+                permission_sets: if rng.chance(30) { vec![format!("set-{}", rng.below(size.sets))] } else { vec![] },
                 expires_at: None,
             }
         })
@@ -219,11 +183,7 @@ pub fn requests(size: &Size, rng: &mut Rng, n: usize) -> Vec<Sample> {
         .map(|_| {
             let c = rng.below(size.catalogs);
             let k = rng.below(size.ops_per_catalog);
-            let id = format!(
-                "res-{}-{}",
-                rng.below(size.ous),
-                rng.below(RESOURCES_PER_OU)
-            );
+            let id = format!("res-{}-{}", rng.below(size.ous), rng.below(RESOURCES_PER_OU));
             let tail = if k.is_multiple_of(2) {
                 format!("/things-{}/{id}", k / 4)
             } else {
@@ -243,10 +203,7 @@ pub fn requests(size: &Size, rng: &mut Rng, n: usize) -> Vec<Sample> {
 impl Sample {
     pub fn request<'a>(&'a self, now: jiff::Timestamp) -> Request<'a> {
         Request {
-            subject: Some(Subject {
-                user: &self.user,
-                groups: &self.groups,
-            }),
+            subject: Some(Subject { user: &self.user, groups: &self.groups }),
             claims: Claims::Subject { user_claim: "sub" },
             method: self.method,
             host: &self.host,

@@ -56,10 +56,7 @@ pub enum Piece {
 /// Parses `/workspaces/p(ws)/clusters` or `namespace/p(ns)`: every segment is a literal or
 /// exactly one extractor.
 pub(crate) fn parse_pieces(raw: &str) -> Result<Box<[Piece]>, String> {
-    raw.split('/')
-        .filter(|s| !s.is_empty())
-        .map(parse_piece)
-        .collect()
+    raw.split('/').filter(|s| !s.is_empty()).map(parse_piece).collect()
 }
 
 fn parse_piece(seg: &str) -> Result<Piece, String> {
@@ -76,18 +73,11 @@ fn parse_piece(seg: &str) -> Result<Piece, String> {
         Some('j') => Source::Body,
         _ => return Err(bad()),
     };
-    let arg = chars
-        .as_str()
-        .strip_prefix('(')
-        .and_then(|r| r.strip_suffix(')'))
-        .ok_or_else(bad)?;
+    let arg = chars.as_str().strip_prefix('(').and_then(|r| r.strip_suffix(')')).ok_or_else(bad)?;
     if arg.is_empty() || arg.contains(['(', ')']) {
         return Err(bad());
     }
-    Ok(Piece::Extract(Extractor {
-        source,
-        arg: arg.into(),
-    }))
+    Ok(Piece::Extract(Extractor { source, arg: arg.into() }))
 }
 
 /// One segment of a route template.
@@ -104,19 +94,12 @@ fn parse_template(raw: &str) -> Result<Vec<TemplateSeg>, String> {
             if name.is_empty() || name.contains(['{', '}']) {
                 return Err(format!("bad parameter `{seg}` in template `{raw}`"));
             }
-            if out
-                .iter()
-                .any(|s| matches!(s, TemplateSeg::Param(p) if **p == *name))
-            {
-                return Err(format!(
-                    "parameter `{name}` appears twice in template `{raw}`"
-                ));
+            if out.iter().any(|s| matches!(s, TemplateSeg::Param(p) if **p == *name)) {
+                return Err(format!("parameter `{name}` appears twice in template `{raw}`"));
             }
             out.push(TemplateSeg::Param(name.into()));
         } else if seg.contains(['{', '}']) {
-            return Err(format!(
-                "segment `{seg}` of template `{raw}` must be a literal or a whole `{{name}}`"
-            ));
+            return Err(format!("segment `{seg}` of template `{raw}` must be a literal or a whole `{{name}}`"));
         } else {
             out.push(TemplateSeg::Literal(seg.into()));
         }
@@ -147,16 +130,11 @@ pub struct Route {
 
 impl Route {
     fn host_matches(&self, host: &str) -> bool {
-        self.hosts
-            .as_ref()
-            .is_none_or(|hs| hs.iter().any(|h| **h == *host))
+        self.hosts.as_ref().is_none_or(|hs| hs.iter().any(|h| **h == *host))
     }
 
     pub(crate) fn param(&self, name: &str) -> Option<usize> {
-        self.params
-            .iter()
-            .find(|(_, n)| **n == *name)
-            .map(|(pos, _)| *pos)
+        self.params.iter().find(|(_, n)| **n == *name).map(|(pos, _)| *pos)
     }
 }
 
@@ -199,12 +177,7 @@ pub(crate) enum Routed<'r> {
 pub(crate) fn normalize_host(host: &str) -> std::borrow::Cow<'_, str> {
     let host = match host.rsplit_once(':') {
         // a port follows the last `:` unless that colon is inside a bare IPv6 address
-        Some((h, port))
-            if port.bytes().all(|b| b.is_ascii_digit())
-                && (h.ends_with(']') || !h.contains(':')) =>
-        {
-            h
-        }
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && (h.ends_with(']') || !h.contains(':')) => h,
         _ => host,
     };
     if host.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -238,9 +211,7 @@ impl Router {
                     for seg in segs {
                         node = match seg {
                             TemplateSeg::Literal(l) => node.literal.entry(l).or_default(),
-                            TemplateSeg::Param(_) => {
-                                node.param.get_or_insert_with(Default::default)
-                            }
+                            TemplateSeg::Param(_) => node.param.get_or_insert_with(Default::default),
                         };
                     }
                     node.routes.push(id);
@@ -250,9 +221,7 @@ impl Router {
             }
             Err(e) => {
                 let hosts = match &def.hosts {
-                    Some(hs) if !hs.is_empty() => {
-                        Some(hs.iter().map(|h| normalize_host(h).into()).collect())
-                    }
+                    Some(hs) if !hs.is_empty() => Some(hs.iter().map(|h| normalize_host(h).into()).collect()),
                     _ => None,
                 };
                 let prefix = def
@@ -265,11 +234,7 @@ impl Router {
                             .collect()
                     })
                     .unwrap_or_default();
-                self.broken.push(BrokenCatalog {
-                    name: def.meta.name.as_str().into(),
-                    hosts,
-                    prefix,
-                });
+                self.broken.push(BrokenCatalog { name: def.meta.name.as_str().into(), hosts, prefix });
                 Err(e)
             }
         }
@@ -286,15 +251,9 @@ impl Router {
             return Routed::Route(&self.routes[id as usize]);
         }
         for b in &self.broken {
-            let host_ok = b
-                .hosts
-                .as_ref()
-                .is_none_or(|hs| hs.iter().any(|h| **h == *host));
+            let host_ok = b.hosts.as_ref().is_none_or(|hs| hs.iter().any(|h| **h == *host));
             let prefix_ok = b.prefix.len() <= path.len()
-                && b.prefix
-                    .iter()
-                    .zip(path)
-                    .all(|(p, s)| p.as_deref().is_none_or(|p| p == s.as_ref()));
+                && b.prefix.iter().zip(path).all(|(p, s)| p.as_deref().is_none_or(|p| p == s.as_ref()));
             if host_ok && prefix_ok {
                 return Routed::Broken(&b.name);
             }
@@ -343,22 +302,13 @@ fn compile(def: &ApiCatalogDef) -> Result<Vec<(Vec<TemplateSeg>, Route)>, Catalo
         Some(hs) if hs.is_empty() => {
             return Err(spec("`hosts` is empty: leave it out to mean any host"));
         }
-        Some(hs) => Some(
-            hs.iter()
-                .map(|h| normalize_host(h).into())
-                .collect::<Box<[Box<str>]>>(),
-        ),
+        Some(hs) => Some(hs.iter().map(|h| normalize_host(h).into()).collect::<Box<[Box<str>]>>()),
         None => None,
     };
     let prefix = parse_template(def.path_prefix.as_deref().unwrap_or("")).map_err(err)?;
     let mut out = Vec::with_capacity(def.operations.len());
     for op in &def.operations {
-        let ctx = |m: String| {
-            Problem::new(
-                Reason::InvalidTemplate,
-                format!("operation `{}`: {m}", op.id),
-            )
-        };
+        let ctx = |m: String| Problem::new(Reason::InvalidTemplate, format!("operation `{}`: {m}", op.id));
         if op.id.is_empty() {
             return Err(spec("an operation has an empty `id`"));
         }
@@ -368,41 +318,23 @@ fn compile(def: &ApiCatalogDef) -> Result<Vec<(Vec<TemplateSeg>, Route)>, Catalo
         for (pos, seg) in segs.iter().enumerate() {
             if let TemplateSeg::Param(name) = seg {
                 if params.iter().any(|(_, n)| n == name) {
-                    return Err(ctx(format!(
-                        "parameter `{name}` appears in both prefix and path"
-                    )));
+                    return Err(ctx(format!("parameter `{name}` appears in both prefix and path")));
                 }
                 params.push((pos, name.clone()));
             }
         }
         let check = |pieces: &[Piece]| -> Result<(), CatalogError> {
             for piece in pieces {
-                if let Piece::Extract(Extractor {
-                    source: Source::Path,
-                    arg,
-                }) = piece
+                if let Piece::Extract(Extractor { source: Source::Path, arg }) = piece
                     && !params.iter().any(|(_, n)| n == arg)
                 {
-                    return Err(ctx(format!(
-                        "`p({arg})` is not a parameter of `{}`",
-                        op.path
-                    )));
+                    return Err(ctx(format!("`p({arg})` is not a parameter of `{}`", op.path)));
                 }
             }
             Ok(())
         };
-        let access_path = op
-            .access_path
-            .as_deref()
-            .map(parse_pieces)
-            .transpose()
-            .map_err(ctx)?;
-        let resource = op
-            .resource
-            .as_deref()
-            .map(parse_pieces)
-            .transpose()
-            .map_err(ctx)?;
+        let access_path = op.access_path.as_deref().map(parse_pieces).transpose().map_err(ctx)?;
+        let resource = op.resource.as_deref().map(parse_pieces).transpose().map_err(ctx)?;
         if let Some(r) = &resource
             && r.is_empty()
         {
@@ -412,15 +344,9 @@ fn compile(def: &ApiCatalogDef) -> Result<Vec<(Vec<TemplateSeg>, Route)>, Catalo
         resource.as_deref().map(check).transpose()?;
         let method = op.method.to_ascii_uppercase();
         if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
-            return Err(spec(&format!(
-                "operation `{}`: method `{}` is not an HTTP method",
-                op.id, op.method
-            )));
+            return Err(spec(&format!("operation `{}`: method `{}` is not an HTTP method", op.id, op.method)));
         }
-        let literal_count = segs
-            .iter()
-            .filter(|s| matches!(s, TemplateSeg::Literal(_)))
-            .count() as u32;
+        let literal_count = segs.iter().filter(|s| matches!(s, TemplateSeg::Literal(_))).count() as u32;
         let template: String = segs
             .iter()
             .map(|s| match s {
@@ -433,11 +359,7 @@ fn compile(def: &ApiCatalogDef) -> Result<Vec<(Vec<TemplateSeg>, Route)>, Catalo
             operation: op.id.as_str().into(),
             resource_type: op.resource_type.as_deref().unwrap_or("").into(),
             method: method.into(),
-            template: if template.is_empty() {
-                "/".into()
-            } else {
-                template.into()
-            },
+            template: if template.is_empty() { "/".into() } else { template.into() },
             params: params.into(),
             access_path,
             resource,
@@ -457,20 +379,10 @@ mod tests {
     use crate::engine::model::{Meta, OperationDef};
 
     fn op(id: &str, method: &str, path: &str) -> OperationDef {
-        OperationDef {
-            id: id.into(),
-            method: method.into(),
-            path: path.into(),
-            ..Default::default()
-        }
+        OperationDef { id: id.into(), method: method.into(), path: path.into(), ..Default::default() }
     }
 
-    fn cat(
-        name: &str,
-        hosts: Option<&[&str]>,
-        prefix: Option<&str>,
-        ops: Vec<OperationDef>,
-    ) -> ApiCatalogDef {
+    fn cat(name: &str, hosts: Option<&[&str]>, prefix: Option<&str>, ops: Vec<OperationDef>) -> ApiCatalogDef {
         ApiCatalogDef {
             meta: Meta::named(name),
             hosts: hosts.map(|h| h.iter().map(|s| s.to_string()).collect()),
@@ -494,10 +406,7 @@ mod tests {
             &*parse_pieces("/workspaces/p(ws)/q").unwrap(),
             &[
                 Piece::Literal("workspaces".into()),
-                Piece::Extract(Extractor {
-                    source: Source::Path,
-                    arg: "ws".into()
-                }),
+                Piece::Extract(Extractor { source: Source::Path, arg: "ws".into() }),
                 Piece::Literal("q".into())
             ]
         );
@@ -513,91 +422,39 @@ mod tests {
             "a-any",
             None,
             Some("/api"),
-            vec![
-                op("ByParam", "GET", "/items/{id}"),
-                op("Dup", "GET", "/items/new"),
-            ],
+            vec![op("ByParam", "GET", "/items/{id}"), op("Dup", "GET", "/items/new")],
         ))
         .ok()
         .unwrap();
-        r.add(&cat(
-            "b-host",
-            Some(&["API.example.com:443"]),
-            Some("/api"),
-            vec![op("Literal", "GET", "/items/new")],
-        ))
-        .ok()
-        .unwrap();
-        r.add(&cat(
-            "c-any",
-            None,
-            None,
-            vec![op("Other", "GET", "/api/items/new")],
-        ))
-        .ok()
-        .unwrap();
-        assert_eq!(
-            routed(&r, "GET", "api.example.com", "/api/items/new").as_deref(),
-            Some("b-host/Literal")
-        );
-        assert_eq!(
-            routed(&r, "GET", "other.example.com", "/api/items/new").as_deref(),
-            Some("a-any/Dup")
-        );
-        assert_eq!(
-            routed(&r, "GET", "other.example.com", "/api/items/7").as_deref(),
-            Some("a-any/ByParam")
-        );
-        assert_eq!(
-            routed(&r, "POST", "other.example.com", "/api/items/7"),
-            None
-        );
-        assert_eq!(
-            routed(&r, "HEAD", "other.example.com", "/api/items/7").as_deref(),
-            Some("a-any/ByParam")
-        );
+        r.add(&cat("b-host", Some(&["API.example.com:443"]), Some("/api"), vec![op("Literal", "GET", "/items/new")]))
+            .ok()
+            .unwrap();
+        r.add(&cat("c-any", None, None, vec![op("Other", "GET", "/api/items/new")])).ok().unwrap();
+        assert_eq!(routed(&r, "GET", "api.example.com", "/api/items/new").as_deref(), Some("b-host/Literal"));
+        assert_eq!(routed(&r, "GET", "other.example.com", "/api/items/new").as_deref(), Some("a-any/Dup"));
+        assert_eq!(routed(&r, "GET", "other.example.com", "/api/items/7").as_deref(), Some("a-any/ByParam"));
+        assert_eq!(routed(&r, "POST", "other.example.com", "/api/items/7"), None);
+        assert_eq!(routed(&r, "HEAD", "other.example.com", "/api/items/7").as_deref(), Some("a-any/ByParam"));
     }
 
     #[test]
     fn broken_catalogs_fail_closed_inside_their_scope() {
         let mut r = Router::default();
-        let mut bad = cat(
-            "bad",
-            Some(&["api.example.com"]),
-            Some("/v2"),
-            vec![op("X", "GET", "/x/{id}")],
-        );
+        let mut bad = cat("bad", Some(&["api.example.com"]), Some("/v2"), vec![op("X", "GET", "/x/{id}")]);
         bad.operations[0].access_path = Some("/p(nope)".into());
         assert!(r.add(&bad).is_err());
-        assert_eq!(
-            routed(&r, "GET", "api.example.com", "/v2/x/1").as_deref(),
-            Some("broken:bad")
-        );
+        assert_eq!(routed(&r, "GET", "api.example.com", "/v2/x/1").as_deref(), Some("broken:bad"));
         assert_eq!(routed(&r, "GET", "other.example.com", "/v2/x/1"), None);
         assert_eq!(routed(&r, "GET", "api.example.com", "/v3/x/1"), None);
         let mut r = Router::default();
-        assert!(
-            r.add(&cat(
-                "empty-hosts",
-                Some(&[]),
-                None,
-                vec![op("X", "GET", "/x")]
-            ))
-            .is_err()
-        );
-        assert_eq!(
-            routed(&r, "GET", "anything", "/y").as_deref(),
-            Some("broken:empty-hosts")
-        );
+        assert!(r.add(&cat("empty-hosts", Some(&[]), None, vec![op("X", "GET", "/x")])).is_err());
+        assert_eq!(routed(&r, "GET", "anything", "/y").as_deref(), Some("broken:empty-hosts"));
     }
 
     #[test]
     fn templates_reject_malformed_parameters() {
         for path in ["/a/{", "/a/x{id}", "/a/{id}/{id}", "/a/{}"] {
-            assert!(
-                compile(&cat("c", None, None, vec![op("X", "GET", path)])).is_err(),
-                "{path}"
-            );
+            assert!(compile(&cat("c", None, None, vec![op("X", "GET", path)])).is_err(), "{path}");
         }
     }
 

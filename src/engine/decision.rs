@@ -16,8 +16,7 @@ use super::index::{Grant, PermissionSet, Scope, SetId, Snapshot};
 use super::model::GLOBAL;
 use super::ou::{OuId, Owner};
 use super::request::{
-    Claims, OU_HEADER, Request, Segments, Subject, query_param, scalar_text, split_path,
-    upper_method,
+    Claims, OU_HEADER, Request, Segments, Subject, query_param, scalar_text, split_path, upper_method,
 };
 use super::rules::{Attributes, Mismatch, RuleList, method_bit};
 
@@ -114,8 +113,7 @@ impl<'a> Decision<'a> {
         let Some(s) = self.subject else {
             return Vec::new();
         };
-        let mut out: Vec<Cow<'a, str>> =
-            s.groups.iter().map(|g| Cow::Borrowed(g.as_str())).collect();
+        let mut out: Vec<Cow<'a, str>> = s.groups.iter().map(|g| Cow::Borrowed(g.as_str())).collect();
         for g in implied_groups(s.user) {
             if !out.contains(&g) {
                 out.push(g);
@@ -126,11 +124,7 @@ impl<'a> Decision<'a> {
 
     /// A sentence for people and for `X-Auth-Reason`.
     pub fn reason(&self) -> String {
-        let op = if self.operation.is_empty() {
-            "the request".to_owned()
-        } else {
-            format!("`{}`", self.operation)
-        };
+        let op = if self.operation.is_empty() { "the request".to_owned() } else { format!("`{}`", self.operation) };
         match &self.outcome {
             Outcome::Allowed => match &self.rule {
                 Some(r) => format!("allowed by {r}"),
@@ -142,10 +136,9 @@ impl<'a> Decision<'a> {
                     Some(r) => format!("denied by {r}"),
                     None => "denied".to_owned(),
                 },
-                Denial::NoAllow => format!(
-                    "no permission set allows {op} in organizational unit `{}`",
-                    self.ou.unwrap_or(GLOBAL)
-                ),
+                Denial::NoAllow => {
+                    format!("no permission set allows {op} in organizational unit `{}`", self.ou.unwrap_or(GLOBAL))
+                }
                 Denial::BadPath(why) => (*why).to_owned(),
                 Denial::BrokenCatalog(c) => {
                     format!("api catalog `{c}` covers this request but is not ready")
@@ -159,11 +152,7 @@ impl<'a> Decision<'a> {
                 Denial::ResourceInUnknownOu(r) => {
                     format!("resource `{r}` belongs to an organizational unit that is not ready")
                 }
-                Denial::ResourceOutsideContext {
-                    resource,
-                    resource_ou,
-                    context,
-                } => format!(
+                Denial::ResourceOutsideContext { resource, resource_ou, context } => format!(
                     "resource `{resource}` is in organizational unit `{resource_ou}`, outside the context `{context}`"
                 ),
             },
@@ -207,18 +196,13 @@ pub struct Answer {
 }
 
 fn implied_groups(user: &str) -> impl Iterator<Item = Cow<'static, str>> {
-    let sa_namespace = user
-        .strip_prefix("system:serviceaccount:")
-        .and_then(|rest| rest.split_once(':'))
-        .map(|(ns, _)| ns);
-    std::iter::once(Cow::Borrowed("system:authenticated")).chain(sa_namespace.into_iter().flat_map(
-        |ns| {
-            [
-                Cow::Borrowed("system:serviceaccounts"),
-                Cow::Owned(format!("system:serviceaccounts:{ns}")),
-            ]
-        },
-    ))
+    let sa_namespace =
+        user.strip_prefix("system:serviceaccount:").and_then(|rest| rest.split_once(':')).map(|(ns, _)| ns);
+    std::iter::once(Cow::Borrowed("system:authenticated")).chain(
+        sa_namespace.into_iter().flat_map(|ns| {
+            [Cow::Borrowed("system:serviceaccounts"), Cow::Owned(format!("system:serviceaccounts:{ns}"))]
+        }),
+    )
 }
 
 /// The full account of an explained decision.
@@ -308,20 +292,14 @@ impl<'a> Inputs<'a, '_> {
         let v = match e.source {
             Source::Claim => match self.req.claims {
                 Claims::Token(claims) => claims.get(&*e.arg).and_then(scalar_text),
-                Claims::Subject { user_claim } => self
-                    .req
-                    .subject
-                    .filter(|_| user_claim == &*e.arg)
-                    .map(|s| Cow::Borrowed(s.user)),
+                Claims::Subject { user_claim } => {
+                    self.req.subject.filter(|_| user_claim == &*e.arg).map(|s| Cow::Borrowed(s.user))
+                }
             },
             Source::Path => self.route.param(&e.arg).map(|pos| self.path[pos].clone()),
             Source::Query => query_param(self.query, &e.arg),
             Source::Header => self.req.headers.get(&e.arg).map(Cow::Borrowed),
-            Source::Body => self
-                .req
-                .body
-                .and_then(|b| b.get(&*e.arg))
-                .and_then(scalar_text),
+            Source::Body => self.req.body.and_then(|b| b.get(&*e.arg)).and_then(scalar_text),
         };
         v.filter(|v| !v.is_empty() && !v.contains('/'))
     }
@@ -386,12 +364,7 @@ impl Snapshot {
         let mut resource: Option<Cow<'a, str>> = None;
         if let Some(route) = route {
             d.operation = &route.operation;
-            let inputs = Inputs {
-                req,
-                route,
-                path: &path,
-                query,
-            };
+            let inputs = Inputs { req, route, path: &path, query };
             if let Some(pieces) = &route.access_path {
                 match inputs.fill(pieces) {
                     Ok(segs) => filled = segs,
@@ -472,14 +445,7 @@ impl Snapshot {
             let set = &self.sets[id as usize];
             if let Some(i) = evaluate(set, &set.deny, Side::Deny, &attrs, tracer) {
                 if deciding.is_none() {
-                    deciding = Some((
-                        RuleRef {
-                            set: &set.name,
-                            side: Side::Deny,
-                            index: i,
-                        },
-                        false,
-                    ));
+                    deciding = Some((RuleRef { set: &set.name, side: Side::Deny, index: i }, false));
                 }
                 if !T::ENABLED {
                     break;
@@ -488,48 +454,23 @@ impl Snapshot {
         }
         for &id in &sets {
             let set = &self.sets[id as usize];
-            let by_operation = set
-                .operations
-                .as_ref()
-                .is_some_and(|ops| ops.contains(d.operation));
+            let by_operation = set.operations.as_ref().is_some_and(|ops| ops.contains(d.operation));
             if let Some(t) = tracer.trace()
                 && set.operations.is_some()
             {
-                let rule = RuleRef {
-                    set: &set.name,
-                    side: Side::Operations,
-                    index: 0,
-                }
-                .to_string();
+                let rule = RuleRef { set: &set.name, side: Side::Operations, index: 0 }.to_string();
                 let mismatch = (!by_operation).then_some("operations");
-                t.set(&set.name).rules.push(TraceRule {
-                    rule,
-                    matched: by_operation,
-                    mismatch,
-                });
+                t.set(&set.name).rules.push(TraceRule { rule, matched: by_operation, mismatch });
             }
             let found = if by_operation && !T::ENABLED {
-                Some(RuleRef {
-                    set: &set.name,
-                    side: Side::Operations,
-                    index: 0,
-                })
+                Some(RuleRef { set: &set.name, side: Side::Operations, index: 0 })
             } else {
-                let rule =
-                    evaluate(set, &set.allow, Side::Allow, &attrs, tracer).map(|i| RuleRef {
-                        set: &set.name,
-                        side: Side::Allow,
-                        index: i,
-                    });
-                if by_operation {
-                    Some(RuleRef {
-                        set: &set.name,
-                        side: Side::Operations,
-                        index: 0,
-                    })
-                } else {
-                    rule
-                }
+                let rule = evaluate(set, &set.allow, Side::Allow, &attrs, tracer).map(|i| RuleRef {
+                    set: &set.name,
+                    side: Side::Allow,
+                    index: i,
+                });
+                if by_operation { Some(RuleRef { set: &set.name, side: Side::Operations, index: 0 }) } else { rule }
             };
             if let Some(r) = found {
                 if deciding.is_none() {
@@ -600,16 +541,9 @@ impl Snapshot {
                 } else if applies {
                     format!("names `{}` or an ancestor", self.ous.name(ou))
                 } else {
-                    format!(
-                        "names no organizational unit at or above `{}`",
-                        self.ous.name(ou)
-                    )
+                    format!("names no organizational unit at or above `{}`", self.ous.name(ou))
                 };
-                t.bindings.push(TraceBinding {
-                    name: b.name.to_string(),
-                    applies,
-                    why,
-                });
+                t.bindings.push(TraceBinding { name: b.name.to_string(), applies, why });
             }
             if applies {
                 sets.extend_from_slice(&b.sets);
@@ -629,11 +563,7 @@ impl Snapshot {
                 Scope::Within(ous) => ous.iter().any(|s| self.ous.covers(*s, ou)),
             };
             if let Some(t) = tracer.trace() {
-                t.permission_sets.push(TraceSet {
-                    name: set.name.to_string(),
-                    in_scope,
-                    rules: Vec::new(),
-                });
+                t.permission_sets.push(TraceSet { name: set.name.to_string(), in_scope, rules: Vec::new() });
             }
             in_scope
         });
@@ -643,11 +573,7 @@ impl Snapshot {
 
 impl Trace {
     fn set(&mut self, name: &str) -> &mut TraceSet {
-        let pos = self
-            .permission_sets
-            .iter()
-            .position(|s| s.name == name)
-            .expect("traced sets are listed first");
+        let pos = self.permission_sets.iter().position(|s| s.name == name).expect("traced sets are listed first");
         &mut self.permission_sets[pos]
     }
 }
@@ -672,12 +598,7 @@ fn evaluate<S: AsRef<str>, T: Tracer>(
             first = Some(index);
         }
         traced.rules.push(TraceRule {
-            rule: RuleRef {
-                set: &set.name,
-                side,
-                index,
-            }
-            .to_string(),
+            rule: RuleRef { set: &set.name, side, index }.to_string(),
             matched: result.is_ok(),
             mismatch: result.err().map(Mismatch::field),
         });

@@ -71,23 +71,13 @@ impl Snapshot {
     /// are reported `Expired`; decisions check expiry again at their own time.
     pub fn build(defs: &Definitions, now: Timestamp) -> (Snapshot, Report) {
         let mut report = Report::default();
-        let ou_defs = unique(
-            &defs.organizational_units,
-            |d| &d.meta,
-            Kind::OrganizationalUnit,
-            &mut report,
-        );
+        let ou_defs = unique(&defs.organizational_units, |d| &d.meta, Kind::OrganizationalUnit, &mut report);
         let ous = OuTree::build(&ou_defs, &mut report);
 
         // Catalogs first: their operations and resource types are the domain rules are
         // precomputed against.
         let mut router = Router::default();
-        for def in unique(
-            &defs.api_catalogs,
-            |d| &d.meta,
-            Kind::ApiCatalog,
-            &mut report,
-        ) {
+        for def in unique(&defs.api_catalogs, |d| &d.meta, Kind::ApiCatalog, &mut report) {
             report.entry(Kind::ApiCatalog, &def.meta.name);
             if let Err(p) = router.add(def) {
                 report.fail(Kind::ApiCatalog, &def.meta.name, p);
@@ -98,62 +88,32 @@ impl Snapshot {
         router.intern(&mut domain);
         let mut compiler = RuleCompiler::new(&domain);
         let mut sets = Vec::new();
-        for def in unique(
-            &defs.permission_sets,
-            |d| &d.meta,
-            Kind::PermissionSet,
-            &mut report,
-        ) {
+        for def in unique(&defs.permission_sets, |d| &d.meta, Kind::PermissionSet, &mut report) {
             match compile_set(def, &ous, &mut compiler, &mut report) {
                 Ok(set) => sets.push((set, def.system_wide)),
                 Err(p) => report.fail(Kind::PermissionSet, &def.meta.name, p),
             }
         }
-        let set_ids: HashMap<&str, SetId> = sets
-            .iter()
-            .enumerate()
-            .map(|(i, (s, _))| (&*s.name, i as SetId))
-            .collect();
-        let system_wide = sets
-            .iter()
-            .enumerate()
-            .filter(|(_, (_, sw))| *sw)
-            .map(|(i, _)| i as SetId)
-            .collect();
+        let set_ids: HashMap<&str, SetId> = sets.iter().enumerate().map(|(i, (s, _))| (&*s.name, i as SetId)).collect();
+        let system_wide = sets.iter().enumerate().filter(|(_, (_, sw))| *sw).map(|(i, _)| i as SetId).collect();
 
         let mut roles = Vec::new();
         let mut role_sets: Vec<Vec<SetId>> = Vec::new();
         for def in unique(&defs.roles, |d| &d.meta, Kind::Role, &mut report) {
             match resolve_sets(def, &set_ids) {
                 Ok(ids) => {
-                    roles.push(Role {
-                        name: def.meta.name.as_str().into(),
-                    });
+                    roles.push(Role { name: def.meta.name.as_str().into() });
                     role_sets.push(ids);
                 }
                 Err(p) => report.fail(Kind::Role, &def.meta.name, p),
             }
         }
-        let role_ids: HashMap<&str, RoleId> = roles
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (&*r.name, i as RoleId))
-            .collect();
+        let role_ids: HashMap<&str, RoleId> = roles.iter().enumerate().map(|(i, r)| (&*r.name, i as RoleId)).collect();
 
         let mut bindings = Vec::new();
         let mut subjects_of: Vec<&UserBindingDef> = Vec::new();
-        for def in unique(
-            &defs.user_bindings,
-            |d| &d.meta,
-            Kind::UserBinding,
-            &mut report,
-        ) {
-            let refs = Refs {
-                ous: &ous,
-                sets: &set_ids,
-                roles: &role_ids,
-                role_sets: &role_sets,
-            };
+        for def in unique(&defs.user_bindings, |d| &d.meta, Kind::UserBinding, &mut report) {
+            let refs = Refs { ous: &ous, sets: &set_ids, roles: &role_ids, role_sets: &role_sets };
             match compile_binding(def, &refs, now) {
                 Ok(b) => {
                     bindings.push(b);
@@ -191,11 +151,7 @@ impl Snapshot {
         Stats {
             organizational_units: self.ous.len(),
             permission_sets: self.sets.len(),
-            rules: self
-                .sets
-                .iter()
-                .map(|s| s.allow.rules.len() + s.deny.rules.len())
-                .sum(),
+            rules: self.sets.iter().map(|s| s.allow.rules.len() + s.deny.rules.len()).sum(),
             roles: self.roles.len(),
             user_bindings: self.bindings.len(),
             routes: self.router.routes().len(),
@@ -214,27 +170,16 @@ pub struct Stats {
 }
 
 /// Objects of one kind sorted by name; a name used twice is reported on both and dropped.
-fn unique<'d, T>(
-    items: &'d [T],
-    meta: fn(&T) -> &Meta,
-    kind: Kind,
-    report: &mut Report,
-) -> Vec<&'d T> {
+fn unique<'d, T>(items: &'d [T], meta: fn(&T) -> &Meta, kind: Kind, report: &mut Report) -> Vec<&'d T> {
     let mut sorted: Vec<&T> = items.iter().collect();
     sorted.sort_by(|a, b| meta(a).name.cmp(&meta(b).name));
     let mut out: Vec<&T> = Vec::with_capacity(sorted.len());
     let mut i = 0;
     while i < sorted.len() {
         let name = &meta(sorted[i]).name;
-        let run = sorted[i..]
-            .iter()
-            .take_while(|d| meta(d).name == *name)
-            .count();
+        let run = sorted[i..].iter().take_while(|d| meta(d).name == *name).count();
         if run > 1 {
-            let p = Problem::new(
-                Reason::DuplicateName,
-                format!("{run} objects of kind {kind} are named `{name}`"),
-            );
+            let p = Problem::new(Reason::DuplicateName, format!("{run} objects of kind {kind} are named `{name}`"));
             report.fail(kind, name, p);
         } else {
             report.entry(kind, name);
@@ -254,10 +199,7 @@ fn compile_set(
     let name = &def.meta.name;
     let operations = match &def.operations {
         Some(ops) if ops.is_empty() => {
-            return Err(Problem::new(
-                Reason::InvalidSpec,
-                "`operations` is empty: leave it out to allow no operation",
-            ));
+            return Err(Problem::new(Reason::InvalidSpec, "`operations` is empty: leave it out to allow no operation"));
         }
         Some(ops) => Some(ops.iter().map(|o| o.as_str().into()).collect()),
         None => None,
@@ -267,21 +209,14 @@ fn compile_set(
             if let Some(m) = &r.methods
                 && m.bytes().any(|b| b.is_ascii_lowercase())
             {
-                let msg = format!(
-                    "{what}[{i}].methods `{m}` has lowercase letters; methods are uppercased before matching"
-                );
-                report.warn(
-                    Kind::PermissionSet,
-                    name,
-                    Problem::new(Reason::LowercaseMethod, msg),
-                );
+                let msg =
+                    format!("{what}[{i}].methods `{m}` has lowercase letters; methods are uppercased before matching");
+                report.warn(Kind::PermissionSet, name, Problem::new(Reason::LowercaseMethod, msg));
             }
         }
     }
     let mut side = |rules: &[super::model::RuleDef], what: &str| {
-        compiler
-            .side(rules)
-            .map_err(|(i, p)| Problem::new(p.reason, format!("{what}[{i}]: {}", p.message)))
+        compiler.side(rules).map_err(|(i, p)| Problem::new(p.reason, format!("{what}[{i}]: {}", p.message)))
     };
     let allow = side(&def.allow, "allow")?;
     let deny = side(&def.deny, "deny")?;
@@ -298,7 +233,9 @@ fn compile_set(
                         name,
                         Problem::new(
                             Reason::ScopeNotFound,
-                            format!("scope names organizational unit `{ou}`, which is missing or not ready; it is ignored"),
+                            format!(
+                                "scope names organizational unit `{ou}`, which is missing or not ready; it is ignored"
+                            ),
                         ),
                     ),
                 }
@@ -306,13 +243,7 @@ fn compile_set(
             Scope::Within(kept.into())
         }
     };
-    Ok(PermissionSet {
-        name: name.as_str().into(),
-        operations,
-        allow,
-        deny,
-        scope,
-    })
+    Ok(PermissionSet { name: name.as_str().into(), operations, allow, deny, scope })
 }
 
 fn resolve_sets(def: &RoleDef, set_ids: &HashMap<&str, SetId>) -> Result<Vec<SetId>, Problem> {
@@ -338,45 +269,26 @@ struct Refs<'a> {
     role_sets: &'a [Vec<SetId>],
 }
 
-fn compile_binding(
-    def: &UserBindingDef,
-    refs: &Refs<'_>,
-    now: Timestamp,
-) -> Result<Binding, Problem> {
+fn compile_binding(def: &UserBindingDef, refs: &Refs<'_>, now: Timestamp) -> Result<Binding, Problem> {
     let spec = |m: String| Problem::new(Reason::InvalidSpec, m);
     if def.subjects.is_empty() {
         return Err(spec("`subjects` is empty".into()));
     }
-    if let Some(s) = def
-        .subjects
-        .iter()
-        .find(|s| s.kind == SubjectKind::ServiceAccount && s.namespace.is_none())
-    {
-        return Err(spec(format!(
-            "service account subject `{}` has no `namespace`",
-            s.name
-        )));
+    if let Some(s) = def.subjects.iter().find(|s| s.kind == SubjectKind::ServiceAccount && s.namespace.is_none()) {
+        return Err(spec(format!("service account subject `{}` has no `namespace`", s.name)));
     }
     if def.organizational_units.is_empty() {
-        return Err(spec(
-            "`organizationalUnits` is empty: name at least one (`global` for everywhere)".into(),
-        ));
+        return Err(spec("`organizationalUnits` is empty: name at least one (`global` for everywhere)".into()));
     }
     let expires_at = def
         .expires_at
         .as_deref()
-        .map(|t| {
-            t.parse::<Timestamp>()
-                .map_err(|e| spec(format!("`expiresAt` `{t}` is not an RFC 3339 time: {e}")))
-        })
+        .map(|t| t.parse::<Timestamp>().map_err(|e| spec(format!("`expiresAt` `{t}` is not an RFC 3339 time: {e}"))))
         .transpose()?;
     let mut sets = Vec::new();
     let role = match &def.role {
         Some(r) => {
-            let id = *refs
-                .roles
-                .get(r.as_str())
-                .ok_or_else(|| not_found(Reason::RoleNotFound, "role", r))?;
+            let id = *refs.roles.get(r.as_str()).ok_or_else(|| not_found(Reason::RoleNotFound, "role", r))?;
             sets.extend_from_slice(&refs.role_sets[id as usize]);
             Some(id)
         }
@@ -385,18 +297,11 @@ fn compile_binding(
     let ous = def
         .organizational_units
         .iter()
-        .map(|o| {
-            refs.ous.get(o).ok_or_else(|| {
-                not_found(Reason::OrganizationalUnitNotFound, "organizational unit", o)
-            })
-        })
+        .map(|o| refs.ous.get(o).ok_or_else(|| not_found(Reason::OrganizationalUnitNotFound, "organizational unit", o)))
         .collect::<Result<Box<[_]>, _>>()?;
     for s in &def.permission_sets {
         sets.push(
-            *refs
-                .sets
-                .get(s.as_str())
-                .ok_or_else(|| not_found(Reason::PermissionSetNotFound, "permission set", s))?,
+            *refs.sets.get(s.as_str()).ok_or_else(|| not_found(Reason::PermissionSetNotFound, "permission set", s))?,
         );
     }
     if let Some(t) = expires_at
@@ -406,23 +311,14 @@ fn compile_binding(
     }
     sets.sort_unstable();
     sets.dedup();
-    Ok(Binding {
-        name: def.meta.name.as_str().into(),
-        role,
-        ous,
-        sets: sets.into(),
-        expires_at,
-    })
+    Ok(Binding { name: def.meta.name.as_str().into(), role, ous, sets: sets.into(), expires_at })
 }
 
 /// The user name a subject matches, or `None` for a group.
 fn user_key(kind: SubjectKind, name: &str, namespace: Option<&str>) -> Option<String> {
     match kind {
         SubjectKind::User => Some(name.to_owned()),
-        SubjectKind::ServiceAccount => Some(format!(
-            "system:serviceaccount:{}:{name}",
-            namespace.unwrap_or_default()
-        )),
+        SubjectKind::ServiceAccount => Some(format!("system:serviceaccount:{}:{name}", namespace.unwrap_or_default())),
         SubjectKind::Group => None,
     }
 }
@@ -448,18 +344,14 @@ fn index_subjects(defs: &[&UserBindingDef], bindings: &[Binding]) -> (SubjectInd
             };
             let grants = map.entry(key.into()).or_default();
             for &ou in bindings[id].ous.iter() {
-                let grant = Grant {
-                    ou,
-                    binding: id as BindingId,
-                };
+                let grant = Grant { ou, binding: id as BindingId };
                 if !grants.contains(&grant) {
                     grants.push(grant);
                 }
             }
         }
     }
-    let freeze =
-        |m: HashMap<Box<str>, Vec<Grant>>| m.into_iter().map(|(k, v)| (k, v.into())).collect();
+    let freeze = |m: HashMap<Box<str>, Vec<Grant>>| m.into_iter().map(|(k, v)| (k, v.into())).collect();
     (freeze(users), freeze(groups))
 }
 
@@ -486,11 +378,7 @@ fn report_role_conflicts(
         for (n, &a) in ids.iter().enumerate() {
             for &b in &ids[n + 1..] {
                 let (ba, bb) = (&bindings[a], &bindings[b]);
-                let overlap = ba.ous.iter().any(|x| {
-                    bb.ous
-                        .iter()
-                        .any(|y| ous.covers(*x, *y) || ous.covers(*y, *x))
-                });
+                let overlap = ba.ous.iter().any(|x| bb.ous.iter().any(|y| ous.covers(*x, *y) || ous.covers(*y, *x)));
                 if ba.role == bb.role || !overlap {
                     continue;
                 }
@@ -500,11 +388,7 @@ fn report_role_conflicts(
                         roles[other.role.unwrap_or_default() as usize].name,
                         other.name
                     );
-                    report.warn(
-                        Kind::UserBinding,
-                        &this.name,
-                        Problem::new(Reason::RoleConflict, msg),
-                    );
+                    report.warn(Kind::UserBinding, &this.name, Problem::new(Reason::RoleConflict, msg));
                 }
             }
         }

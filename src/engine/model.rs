@@ -29,10 +29,7 @@ pub struct Meta {
 
 impl Meta {
     pub fn named(name: impl Into<String>) -> Self {
-        Meta {
-            name: name.into(),
-            created: None,
-        }
+        Meta { name: name.into(), created: None }
     }
 }
 

@@ -84,8 +84,7 @@ impl OuTree {
 
     /// Builds the tree, reporting each OU's status.
     pub(crate) fn build(defs: &[&OrganizationalUnitDef], report: &mut Report) -> OuTree {
-        let by_name: HashMap<&str, &OrganizationalUnitDef> =
-            defs.iter().map(|d| (d.meta.name.as_str(), *d)).collect();
+        let by_name: HashMap<&str, &OrganizationalUnitDef> = defs.iter().map(|d| (d.meta.name.as_str(), *d)).collect();
         fn parent_of(d: &OrganizationalUnitDef) -> &str {
             d.parent.as_deref().unwrap_or(GLOBAL)
         }
@@ -99,10 +98,7 @@ impl OuTree {
             report.fail(
                 Kind::OrganizationalUnit,
                 GLOBAL,
-                Problem::new(
-                    Reason::InvalidParent,
-                    format!("`global` is the root and cannot have a parent (`{p}`)"),
-                ),
+                Problem::new(Reason::InvalidParent, format!("`global` is the root and cannot have a parent (`{p}`)")),
             );
         }
         let mut names: Vec<&str> = by_name.keys().copied().filter(|n| *n != GLOBAL).collect();
@@ -125,10 +121,7 @@ impl OuTree {
                     report.fail(
                         Kind::OrganizationalUnit,
                         last,
-                        Problem::new(
-                            Reason::ParentNotFound,
-                            format!("parent `{parent}` does not exist"),
-                        ),
+                        Problem::new(Reason::ParentNotFound, format!("parent `{parent}` does not exist")),
                     );
                     depth.insert(last, None);
                     break Err(None);
@@ -148,10 +141,7 @@ impl OuTree {
                         report.fail(
                             Kind::OrganizationalUnit,
                             name,
-                            Problem::new(
-                                Reason::Cycle,
-                                format!("parents form a cycle: {members} → {}", cycle[0]),
-                            ),
+                            Problem::new(Reason::Cycle, format!("parents form a cycle: {members} → {}", cycle[0])),
                         );
                         depth.insert(name, None);
                     }
@@ -161,10 +151,7 @@ impl OuTree {
                         report.fail(
                             Kind::OrganizationalUnit,
                             name,
-                            Problem::new(
-                                Reason::ParentNotFound,
-                                format!("parent `{parent}` is not ready"),
-                            ),
+                            Problem::new(Reason::ParentNotFound, format!("parent `{parent}` is not ready")),
                         );
                         depth.insert(name, None);
                     }
@@ -173,10 +160,7 @@ impl OuTree {
         }
 
         // Ids: root first, then by depth and name, so parents precede children.
-        let mut ready: Vec<(u32, &str)> = names
-            .iter()
-            .filter_map(|n| depth[n].map(|d| (d, *n)))
-            .collect();
+        let mut ready: Vec<(u32, &str)> = names.iter().filter_map(|n| depth[n].map(|d| (d, *n))).collect();
         ready.sort_unstable();
         let mut tree = OuTree {
             names: Vec::with_capacity(ready.len() + 1).into(),
@@ -216,20 +200,14 @@ impl OuTree {
 
 /// A resource belongs to the oldest Ready OU that lists it; listed by any OU outside the
 /// tree, it belongs to no known OU at all.
-fn assign_resources(
-    defs: &[&OrganizationalUnitDef],
-    tree: &OuTree,
-    report: &mut Report,
-) -> HashMap<Box<str>, Owner> {
+fn assign_resources(defs: &[&OrganizationalUnitDef], tree: &OuTree, report: &mut Report) -> HashMap<Box<str>, Owner> {
     let mut ordered: Vec<&OrganizationalUnitDef> = defs.to_vec();
     ordered.sort_by(|a, b| (&a.meta.created, &a.meta.name).cmp(&(&b.meta.created, &b.meta.name)));
     let mut owners: HashMap<Box<str>, Owner> = HashMap::default();
     for def in &ordered {
-        let in_tree = tree.get(&def.meta.name).filter(|_| {
-            report
-                .get(Kind::OrganizationalUnit, &def.meta.name)
-                .is_none_or(|s| s.is_ready())
-        });
+        let in_tree = tree
+            .get(&def.meta.name)
+            .filter(|_| report.get(Kind::OrganizationalUnit, &def.meta.name).is_none_or(|s| s.is_ready()));
         for resource in &def.resources {
             let Some(id) = in_tree else {
                 owners.insert(resource.as_str().into(), Owner::Unknown);
@@ -246,9 +224,7 @@ fn assign_resources(
                         &def.meta.name,
                         Problem::new(
                             Reason::ResourceConflict,
-                            format!(
-                                "resource `{resource}` is also listed by `{keeper}`, which keeps it"
-                            ),
+                            format!("resource `{resource}` is also listed by `{keeper}`, which keeps it"),
                         ),
                     );
                 }
@@ -280,24 +256,16 @@ mod tests {
     }
 
     fn reason(r: &Report, name: &str) -> Option<Reason> {
-        r.get(Kind::OrganizationalUnit, name)
-            .and_then(|s| s.error.as_ref().map(|e| e.reason))
+        r.get(Kind::OrganizationalUnit, name).and_then(|s| s.error.as_ref().map(|e| e.reason))
     }
 
     #[test]
     fn ancestry_is_closed() {
-        let (t, r) = build(&[
-            ou("payroll", Some("accounting"), &[]),
-            ou("accounting", None, &[]),
-            ou("r-and-d", None, &[]),
-        ]);
+        let (t, r) =
+            build(&[ou("payroll", Some("accounting"), &[]), ou("accounting", None, &[]), ou("r-and-d", None, &[])]);
         assert!(r.is_clean());
-        let (g, a, p, d) = (
-            OuId::GLOBAL,
-            t.get("accounting").unwrap(),
-            t.get("payroll").unwrap(),
-            t.get("r-and-d").unwrap(),
-        );
+        let (g, a, p, d) =
+            (OuId::GLOBAL, t.get("accounting").unwrap(), t.get("payroll").unwrap(), t.get("r-and-d").unwrap());
         assert!(t.covers(g, p) && t.covers(a, p) && t.covers(p, p));
         assert!(!t.covers(p, a) && !t.covers(d, p) && !t.covers(a, g));
         assert_eq!(t.path(p), "global/accounting/payroll");
@@ -340,11 +308,8 @@ mod tests {
 
     #[test]
     fn resource_conflicts_go_to_the_first_and_unknown_owners_fail_closed() {
-        let (t, r) = build(&[
-            ou("b", None, &["shared", "x"]),
-            ou("a", None, &["shared"]),
-            ou("bad", Some("missing"), &["x"]),
-        ]);
+        let (t, r) =
+            build(&[ou("b", None, &["shared", "x"]), ou("a", None, &["shared"]), ou("bad", Some("missing"), &["x"])]);
         assert_eq!(t.owner("shared"), Some(Owner::Ou(t.get("a").unwrap())));
         let warn = &r.get(Kind::OrganizationalUnit, "b").unwrap().warnings;
         assert_eq!(warn[0].reason, Reason::ResourceConflict);

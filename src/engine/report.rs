@@ -17,13 +17,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
-        Kind::OrganizationalUnit,
-        Kind::PermissionSet,
-        Kind::Role,
-        Kind::UserBinding,
-        Kind::ApiCatalog,
-    ];
+    pub const ALL: [Kind; 5] =
+        [Kind::OrganizationalUnit, Kind::PermissionSet, Kind::Role, Kind::UserBinding, Kind::ApiCatalog];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -106,10 +101,7 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(reason: Reason, message: impl Into<String>) -> Self {
-        Problem {
-            reason,
-            message: message.into(),
-        }
+        Problem { reason, message: message.into() }
     }
 }
 
@@ -163,16 +155,12 @@ impl Report {
 
     /// Objects that are not Ready.
     pub fn errors(&self) -> impl Iterator<Item = (Kind, &str, &Problem)> {
-        self.objects
-            .iter()
-            .filter_map(|((k, n), s)| s.error.as_ref().map(|p| (*k, n.as_str(), p)))
+        self.objects.iter().filter_map(|((k, n), s)| s.error.as_ref().map(|p| (*k, n.as_str(), p)))
     }
 
     /// Warnings on any object.
     pub fn warnings(&self) -> impl Iterator<Item = (Kind, &str, &Problem)> {
-        self.objects
-            .iter()
-            .flat_map(|((k, n), s)| s.warnings.iter().map(move |p| (*k, n.as_str(), p)))
+        self.objects.iter().flat_map(|((k, n), s)| s.warnings.iter().map(move |p| (*k, n.as_str(), p)))
     }
 
     pub fn is_clean(&self) -> bool {

@@ -29,10 +29,7 @@ pub trait Headers {
 }
 
 fn find<'h, K: AsRef<str>, V: AsRef<str>>(pairs: &'h [(K, V)], name: &str) -> Option<&'h str> {
-    pairs
-        .iter()
-        .find(|(k, _)| k.as_ref().eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_ref())
+    pairs.iter().find(|(k, _)| k.as_ref().eq_ignore_ascii_case(name)).map(|(_, v)| v.as_ref())
 }
 
 impl<K: AsRef<str>, V: AsRef<str>> Headers for Vec<(K, V)> {
@@ -123,10 +120,8 @@ fn percent_decode(seg: &str) -> Result<Cow<'_, str>, PathError> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = |b: u8| (b as char).to_digit(16);
-            let (Some(hi), Some(lo)) = (
-                bytes.get(i + 1).and_then(|b| hex(*b)),
-                bytes.get(i + 2).and_then(|b| hex(*b)),
-            ) else {
+            let (Some(hi), Some(lo)) = (bytes.get(i + 1).and_then(|b| hex(*b)), bytes.get(i + 2).and_then(|b| hex(*b)))
+            else {
                 return Err(PathError::BadEscape);
             };
             let b = (hi * 16 + lo) as u8;
@@ -140,9 +135,7 @@ fn percent_decode(seg: &str) -> Result<Cow<'_, str>, PathError> {
             i += 1;
         }
     }
-    String::from_utf8(out)
-        .map(Cow::Owned)
-        .map_err(|_| PathError::BadEscape)
+    String::from_utf8(out).map(Cow::Owned).map_err(|_| PathError::BadEscape)
 }
 
 /// First value of a query parameter, form-decoded.
@@ -150,9 +143,7 @@ pub(crate) fn query_param<'q>(query: &'q str, name: &str) -> Option<Cow<'q, str>
     if query.is_empty() {
         return None;
     }
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
+    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v)
 }
 
 /// Text of a JSON value an extractor can use: a string or a number.
@@ -166,11 +157,7 @@ pub(crate) fn scalar_text(v: &Value) -> Option<Cow<'_, str>> {
 
 /// Uppercases a method without allocating when it already is.
 pub(crate) fn upper_method(m: &str) -> Cow<'_, str> {
-    if m.bytes().any(|b| b.is_ascii_lowercase()) {
-        Cow::Owned(m.to_ascii_uppercase())
-    } else {
-        Cow::Borrowed(m)
-    }
+    if m.bytes().any(|b| b.is_ascii_lowercase()) { Cow::Owned(m.to_ascii_uppercase()) } else { Cow::Borrowed(m) }
 }
 
 #[cfg(test)]
@@ -183,10 +170,7 @@ mod tests {
         assert_eq!(segs.as_slice(), &["api", "v1", "a b"]);
         assert_eq!(q, "x=1");
         assert_eq!(split_path("/a/../b").unwrap_err(), PathError::DotSegment);
-        assert_eq!(
-            split_path("/a/%2e%2E/b").unwrap_err(),
-            PathError::DotSegment
-        );
+        assert_eq!(split_path("/a/%2e%2E/b").unwrap_err(), PathError::DotSegment);
         assert_eq!(split_path("/a/%2Fb").unwrap_err(), PathError::EncodedSlash);
         assert_eq!(split_path("/a/%zz").unwrap_err(), PathError::BadEscape);
         assert_eq!(split_path("/a/%4").unwrap_err(), PathError::BadEscape);
@@ -227,10 +211,7 @@ mod url_tests {
 
     #[test]
     fn urls_split_into_host_and_path() {
-        assert_eq!(
-            split_url("https://api.example.com:8443/a/b?x=1"),
-            ("api.example.com:8443", "/a/b?x=1")
-        );
+        assert_eq!(split_url("https://api.example.com:8443/a/b?x=1"), ("api.example.com:8443", "/a/b?x=1"));
         assert_eq!(split_url("http://u:p@h"), ("h", "/"));
         assert_eq!(split_url("http://h?x"), ("h", "?x"));
         assert_eq!(split_url("/a/../b"), ("", "/a/../b"));

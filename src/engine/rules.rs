@@ -43,12 +43,7 @@ impl RegexCache {
 
 fn first_line(s: &str) -> String {
     // regex errors carry a multi-line caret diagram; the last line says what is wrong.
-    s.lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or(s)
-        .trim()
-        .to_owned()
+    s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(s).trim().to_owned()
 }
 
 /// One field of a rule.
@@ -82,11 +77,7 @@ impl PathPattern {
         if !raw.starts_with('/') {
             return Err(format!("path grant `{raw}` must start with `/`"));
         }
-        let segments = raw
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .map(|s| (s != "*").then(|| s.into()))
-            .collect();
+        let segments = raw.split('/').filter(|s| !s.is_empty()).map(|s| (s != "*").then(|| s.into())).collect();
         Ok(PathPattern { segments })
     }
 
@@ -94,11 +85,7 @@ impl PathPattern {
     #[inline]
     pub(crate) fn covers<S: AsRef<str>>(&self, path: &[S]) -> bool {
         self.segments.len() <= path.len()
-            && self
-                .segments
-                .iter()
-                .zip(path)
-                .all(|(p, s)| p.as_deref().is_none_or(|p| p == s.as_ref()))
+            && self.segments.iter().zip(path).all(|(p, s)| p.as_deref().is_none_or(|p| p == s.as_ref()))
     }
 
     pub fn segments(&self) -> impl Iterator<Item = &str> {
@@ -153,10 +140,7 @@ pub(crate) struct Rule {
 impl Rule {
     pub(crate) fn compile(def: &RuleDef, cache: &mut RegexCache) -> Result<Rule, Problem> {
         let mut field = |p: &Option<String>| {
-            p.as_deref()
-                .map(|p| cache.matcher(p))
-                .transpose()
-                .map_err(|e| Problem::new(Reason::InvalidRegex, e))
+            p.as_deref().map(|p| cache.matcher(p)).transpose().map_err(|e| Problem::new(Reason::InvalidRegex, e))
         };
         let resource_type = field(&def.resource_type)?;
         let api_name = field(&def.api_name)?;
@@ -164,26 +148,12 @@ impl Rule {
         let spec = |m: String| Problem::new(Reason::InvalidSpec, m);
         let paths = match &def.paths {
             Some(ps) if ps.is_empty() => {
-                return Err(spec(
-                    "`paths` is empty: leave it out to mean any path".into(),
-                ));
+                return Err(spec("`paths` is empty: leave it out to mean any path".into()));
             }
-            Some(ps) => Some(
-                ps.iter()
-                    .map(|p| PathPattern::parse(p))
-                    .collect::<Result<Box<[_]>, _>>()
-                    .map_err(spec)?,
-            ),
+            Some(ps) => Some(ps.iter().map(|p| PathPattern::parse(p)).collect::<Result<Box<[_]>, _>>().map_err(spec)?),
             None => None,
         };
-        Ok(Rule {
-            resource_type,
-            api_name,
-            methods,
-            paths,
-            methods_mask: u16::MAX,
-            resource_type_ids: None,
-        })
+        Ok(Rule { resource_type, api_name, methods, paths, methods_mask: u16::MAX, resource_type_ids: None })
     }
 
     /// Checks every field but `apiName` (matched by the operation index) from the
@@ -195,14 +165,8 @@ impl Rule {
             (bit, _) => self.methods_mask & bit != 0,
         };
         method_ok
-            && self
-                .resource_type_ids
-                .as_ref()
-                .is_none_or(|ids| ids.binary_search(&a.resource_type_id).is_ok())
-            && self
-                .paths
-                .as_ref()
-                .is_none_or(|ps| ps.iter().any(|p| p.covers(a.access_path)))
+            && self.resource_type_ids.as_ref().is_none_or(|ids| ids.binary_search(&a.resource_type_id).is_ok())
+            && self.paths.as_ref().is_none_or(|ps| ps.iter().any(|p| p.covers(a.access_path)))
     }
 
     /// Checks every field by its pattern, saying which one failed: the explain path.
@@ -232,17 +196,12 @@ impl Rule {
 }
 
 /// The methods rules are precomputed for; any other method is matched by its regex.
-const METHODS: [&str; 9] = [
-    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
-];
+const METHODS: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"];
 
 /// Bit of a standard method, 0 for any other.
 #[inline]
 pub(crate) fn method_bit(method: &str) -> u16 {
-    METHODS
-        .iter()
-        .position(|m| *m == method)
-        .map_or(0, |i| 1 << i)
+    METHODS.iter().position(|m| *m == method).map_or(0, |i| 1 << i)
 }
 
 /// Every value a rule's `apiName` and `resourceType` can be asked about: the operation IDs
@@ -311,9 +270,7 @@ impl<'d> RuleCompiler<'d> {
         if let Some(ids) = cache.get(pattern) {
             return ids.clone();
         }
-        let ids: Arc<[u32]> = (0..values.len() as u32)
-            .filter(|i| matcher.is_match(&values[*i as usize]))
-            .collect();
+        let ids: Arc<[u32]> = (0..values.len() as u32).filter(|i| matcher.is_match(&values[*i as usize])).collect();
         cache.insert(pattern.to_owned(), ids.clone());
         ids
     }
@@ -335,27 +292,16 @@ impl<'d> RuleCompiler<'d> {
                 _ => any_op.push(index),
             }
             if let (Some(m), Some(p)) = (&rule.resource_type, &def.resource_type) {
-                rule.resource_type_ids = Some(Self::matching(
-                    &mut self.resource_types,
-                    p,
-                    m,
-                    &self.domain.resource_types,
-                ));
+                rule.resource_type_ids =
+                    Some(Self::matching(&mut self.resource_types, p, m, &self.domain.resource_types));
             }
             if let Some(m) = &rule.methods {
-                rule.methods_mask = METHODS
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, v)| m.is_match(v))
-                    .fold(0, |acc, (b, _)| acc | 1 << b);
+                rule.methods_mask =
+                    METHODS.iter().enumerate().filter(|(_, v)| m.is_match(v)).fold(0, |acc, (b, _)| acc | 1 << b);
             }
             rules.push(rule);
         }
-        Ok(RuleList {
-            rules: rules.into(),
-            by_op,
-            any_op: any_op.into(),
-        })
+        Ok(RuleList { rules: rules.into(), by_op, any_op: any_op.into() })
     }
 }
 
@@ -419,9 +365,7 @@ mod tests {
     #[test]
     fn identical_patterns_share_one_regex() {
         let mut c = RegexCache::default();
-        let (Matcher::Regex(a), Matcher::Regex(b)) =
-            (c.matcher("a.*").unwrap(), c.matcher("a.*").unwrap())
-        else {
+        let (Matcher::Regex(a), Matcher::Regex(b)) = (c.matcher("a.*").unwrap(), c.matcher("a.*").unwrap()) else {
             panic!("expected regexes")
         };
         assert!(Arc::ptr_eq(&a, &b));
@@ -487,11 +431,7 @@ mod tests {
                 method_bit: method_bit(method),
             };
             assert_eq!(list.first_match(&a), expected, "{api} {method}");
-            let slow = list
-                .rules
-                .iter()
-                .position(|r| r.check(&a).is_ok())
-                .map(|i| i as u32);
+            let slow = list.rules.iter().position(|r| r.check(&a).is_ok()).map(|i| i as u32);
             assert_eq!(slow, expected, "{api} {method}: explain path");
         }
     }

@@ -85,11 +85,7 @@ impl Snapshot {
                         return out;
                     }
                 };
-                let host = route
-                    .hosts
-                    .as_ref()
-                    .and_then(|h| h.first())
-                    .map_or("", |h| &**h);
+                let host = route.hosts.as_ref().and_then(|h| h.first()).map_or("", |h| &**h);
                 let req = Request {
                     subject: Some(subject),
                     claims,
@@ -118,10 +114,7 @@ impl Snapshot {
         now: Timestamp,
     ) -> Result<EffectivePermissions, ViewError> {
         let ou_name = ou.unwrap_or(GLOBAL);
-        let id = self
-            .ous
-            .get(ou_name)
-            .ok_or_else(|| ViewError::UnknownOu(ou_name.to_owned()))?;
+        let id = self.ous.get(ou_name).ok_or_else(|| ViewError::UnknownOu(ou_name.to_owned()))?;
         let mut roles = SmallVec::new();
         let sets = self.collect_sets(subject, id, now, &mut roles, &mut NoTrace);
         let root = PathPattern::parse("/").expect("`/` is a valid grant");
@@ -133,10 +126,8 @@ impl Snapshot {
             if set.operations.is_some() {
                 conditional.push(format!("PermissionSet/{}/operations", set.name));
             }
-            for (side, rules, out) in [
-                ("allow", &set.allow.rules, &mut grants),
-                ("deny", &set.deny.rules, &mut denies),
-            ] {
+            for (side, rules, out) in [("allow", &set.allow.rules, &mut grants), ("deny", &set.deny.rules, &mut denies)]
+            {
                 for (i, rule) in rules.iter().enumerate() {
                     if !rule.is_path_only() {
                         conditional.push(format!("PermissionSet/{}/{side}/{i}", set.name));
@@ -175,10 +166,7 @@ fn fill_template(template: &str, params: &HashMap<String, String>) -> Result<Str
         out.push('/');
         match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
             Some(name) => {
-                let v = params
-                    .get(name)
-                    .filter(|v| !v.is_empty())
-                    .ok_or_else(|| name.to_owned())?;
+                let v = params.get(name).filter(|v| !v.is_empty()).ok_or_else(|| name.to_owned())?;
                 encode_segment(v, &mut out);
             }
             None => out.push_str(seg),
@@ -209,10 +197,7 @@ struct Shape {
 impl Shape {
     fn insert<'s>(&mut self, mut segments: impl Iterator<Item = &'s str>) {
         if let Some(seg) = segments.next() {
-            self.children
-                .entry(seg.to_owned())
-                .or_default()
-                .insert(segments);
+            self.children.entry(seg.to_owned()).or_default().insert(segments);
         }
     }
 
@@ -231,13 +216,7 @@ impl Shape {
     }
 
     fn clone_shape(&self) -> Shape {
-        Shape {
-            children: self
-                .children
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone_shape()))
-                .collect(),
-        }
+        Shape { children: self.children.iter().map(|(k, v)| (k.clone(), v.clone_shape())).collect() }
     }
 
     fn merge(&mut self, other: &Shape) {
@@ -246,19 +225,11 @@ impl Shape {
         }
     }
 
-    fn evaluate(
-        &self,
-        path: &mut Vec<String>,
-        grants: &[&PathPattern],
-        denies: &[&PathPattern],
-    ) -> FeatureNode {
+    fn evaluate(&self, path: &mut Vec<String>, grants: &[&PathPattern], denies: &[&PathPattern]) -> FeatureNode {
         // A `*` node stands for an id no pattern names: only `*` pattern segments reach it.
         let covers = |p: &&PathPattern| {
             p.segments.len() <= path.len()
-                && p.segments
-                    .iter()
-                    .zip(path.iter())
-                    .all(|(ps, s)| ps.as_deref().is_none_or(|ps| ps == s))
+                && p.segments.iter().zip(path.iter()).all(|(ps, s)| ps.as_deref().is_none_or(|ps| ps == s))
         };
         let allowed = grants.iter().any(covers) && !denies.iter().any(covers);
         let mut children = BTreeMap::new();
@@ -278,13 +249,7 @@ mod tests {
     #[test]
     fn templates_fill_and_encode() {
         let params: HashMap<String, String> = [("ws".to_owned(), "a b/c".to_owned())].into();
-        assert_eq!(
-            fill_template("/api/workspaces/{ws}/x", &params).unwrap(),
-            "/api/workspaces/a%20b%2Fc/x"
-        );
-        assert_eq!(
-            fill_template("/api/{missing}", &params).unwrap_err(),
-            "missing"
-        );
+        assert_eq!(fill_template("/api/workspaces/{ws}/x", &params).unwrap(), "/api/workspaces/a%20b%2Fc/x");
+        assert_eq!(fill_template("/api/{missing}", &params).unwrap_err(), "missing");
     }
 }

@@ -1,9 +1,13 @@
 //! The HTTP authorizer (DESIGN §4), serving decisions from the current snapshot.
 //!
 //! The snapshot sits behind an [`ArcSwapOption`]: a request loads it without a lock, and a
-//! reload swaps in a new one atomically. This part serves the API for services and UIs
-//! (`/v1/check`, `/v1/allowed-operations`, `/v1/effective-permissions`) and the health
-//! endpoints; the ingress adapters and token authentication build on it.
+//! reload swaps in a new one atomically.
+//!
+//! ```text
+//! /authz/nginx, /authz/forward, /authz/envoy/*  adapters read the original request ─┐
+//! /v1/check                                     JSON in ────────────────────────────┼─▶ authn ─▶ decide
+//! /v1/allowed-operations, /v1/effective-permissions  UI views (subject given) ──────┘
+//! ```
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,25 +15,33 @@ use std::sync::Arc;
 use arc_swap::ArcSwapOption;
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::engine::{Answer, Claims, Request, Snapshot, Subject};
+use crate::engine::{Answer, Claims, Headers, Request, Snapshot, Subject, split_url};
+
+pub mod authn;
+
+use authn::{Authenticator, Identity};
+
+/// Largest request body read (for `j()` extractors and the JSON API).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// Shared by every request.
-#[derive(Default)]
 pub struct AppState {
     /// `None` until the first load: `/readyz` answers 503 and every decision denies.
     snapshot: ArcSwapOption<Snapshot>,
+    authn: Arc<Authenticator>,
 }
 
 impl AppState {
-    pub fn new() -> Arc<AppState> {
-        Arc::new(AppState::default())
+    pub fn new(authn: Arc<Authenticator>) -> Arc<AppState> {
+        Arc::new(AppState { snapshot: ArcSwapOption::empty(), authn })
     }
 
     /// Publishes a new snapshot; requests under way keep the one they loaded.
@@ -45,6 +57,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/check", post(check))
         .route("/v1/allowed-operations", post(allowed_operations))
         .route("/v1/effective-permissions", post(effective_permissions))
+        .route("/authz/nginx", any(nginx))
+        .route("/authz/forward", any(forward))
+        .route("/authz/envoy", any(envoy))
+        .route("/authz/envoy/{*path}", any(envoy))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
@@ -58,25 +75,15 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 /// A client error: 400 with a message.
 fn bad_request(message: impl Into<String>) -> Response {
     let message = message.into();
-    (
-        StatusCode::BAD_REQUEST,
-        axum::Json(json!({ "error": message })),
-    )
-        .into_response()
+    (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": message }))).into_response()
 }
 
 /// An answer that cannot be given (no index yet): deny.
 fn unavailable() -> Response {
     let reason = "no index loaded yet";
-    let mut r = (
-        StatusCode::FORBIDDEN,
-        axum::Json(json!({ "allowed": false, "status": 403, "reason": reason })),
-    )
+    let mut r = (StatusCode::FORBIDDEN, axum::Json(json!({ "allowed": false, "status": 403, "reason": reason })))
         .into_response();
-    r.headers_mut().insert(
-        "x-auth-reason",
-        HeaderValue::from_static("no index loaded yet"),
-    );
+    r.headers_mut().insert("x-auth-reason", HeaderValue::from_static("no index loaded yet"));
     r
 }
 
@@ -136,20 +143,16 @@ async fn check(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     if !input.path.starts_with('/') {
         return bad_request("`path` must start with `/`");
     }
-    let Some(snapshot) = state.snapshot.load_full() else {
-        return unavailable();
+    let Some(snapshot) = state.snapshot.load_full() else { return unavailable() };
+    let identity = match (&input.subject, &input.token) {
+        (_, Some(token)) => state.authn.verify(token).await.map_err(|e| e.to_string()),
+        (Some(s), None) => Ok(Identity { user: s.user.clone(), groups: s.groups.clone(), claims: None }),
+        (None, None) => Err("no `subject` or `token`".to_owned()),
     };
-    // Tokens are verified once issuers are configured; until then a token is no identity.
-    let subject = match (&input.subject, &input.token) {
-        (Some(s), None) => Some(Subject {
-            user: &s.user,
-            groups: &s.groups,
-        }),
-        _ => None,
-    };
+    let user_claim = state.authn.config().user_claim.as_str();
     let req = Request {
-        subject,
-        claims: Claims::Subject { user_claim: "sub" },
+        subject: identity.as_ref().ok().map(|i| Subject { user: &i.user, groups: &i.groups }),
+        claims: claims_of(identity.as_ref().ok(), user_claim),
         method: &input.method,
         host: &input.host,
         path: &input.path,
@@ -160,19 +163,131 @@ async fn check(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     };
     let answer = if input.explain {
         let (d, trace) = snapshot.explain(&req);
-        Answer {
-            trace: Some(trace),
-            ..d.answer()
-        }
+        Answer { trace: Some(trace), ..d.answer() }
     } else {
         snapshot.decide(&req).answer()
     };
-    decision_response(answer)
+    decision_response(answer, identity.err())
+}
+
+fn claims_of<'a>(identity: Option<&'a Identity>, user_claim: &'a str) -> Claims<'a> {
+    match identity.and_then(|i| i.claims.as_ref()) {
+        Some(c) => Claims::Token(c),
+        None => Claims::Subject { user_claim },
+    }
+}
+
+/// A request's headers as the engine reads them.
+struct HttpHeaders<'a>(&'a HeaderMap);
+
+impl Headers for HttpHeaders<'_> {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// The original request a proxy asks about.
+struct Original {
+    method: String,
+    host: String,
+    path: String,
+}
+
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty())
+}
+
+/// A denial for a request the adapter cannot read.
+fn malformed(reason: &str) -> Response {
+    let body = json!({ "allowed": false, "status": 403, "reason": reason });
+    let mut r = (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(reason) {
+        r.headers_mut().insert("x-auth-reason", v);
+    }
+    r
+}
+
+/// ingress-nginx `auth-url` / nginx `auth_request`: `X-Original-Method` and
+/// `X-Original-URL` (else `X-Original-URI` with the `Host`).
+async fn nginx(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let Some(method) = header(&headers, "x-original-method") else {
+        return malformed("missing `X-Original-Method`");
+    };
+    let (host, path) = if let Some(url) = header(&headers, "x-original-url") {
+        let (host, path) = split_url(url);
+        (if host.is_empty() { header(&headers, "host").unwrap_or_default() } else { host }, path)
+    } else if let Some(uri) = header(&headers, "x-original-uri") {
+        (header(&headers, "x-forwarded-host").or_else(|| header(&headers, "host")).unwrap_or_default(), uri)
+    } else {
+        return malformed("missing `X-Original-URL` and `X-Original-URI`");
+    };
+    let original = Original { method: method.to_owned(), host: host.to_owned(), path: path.to_owned() };
+    decide_proxied(&state, &headers, original, None).await
+}
+
+/// Traefik ForwardAuth, Caddy `forward_auth`: `X-Forwarded-Method`, `-Host`, `-Uri`.
+async fn forward(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let (Some(method), Some(uri)) = (header(&headers, "x-forwarded-method"), header(&headers, "x-forwarded-uri"))
+    else {
+        return malformed("missing `X-Forwarded-Method` or `X-Forwarded-Uri`");
+    };
+    let host = header(&headers, "x-forwarded-host").unwrap_or_default();
+    let original = Original { method: method.to_owned(), host: host.to_owned(), path: uri.to_owned() };
+    decide_proxied(&state, &headers, original, None).await
+}
+
+/// Envoy `ext_authz` HTTP service with `path_prefix: /authz/envoy`: the call's own method,
+/// the rest of its path and query, its `Host`, and its JSON body when one is sent.
+async fn envoy(
+    State(state): State<Arc<AppState>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let rest = uri.path().strip_prefix("/authz/envoy").unwrap_or("");
+    let mut path = if rest.is_empty() { "/".to_owned() } else { rest.to_owned() };
+    if let Some(q) = uri.query() {
+        path.push('?');
+        path.push_str(q);
+    }
+    let host = header(&headers, "host").unwrap_or_default();
+    let original = Original { method: method.as_str().to_owned(), host: host.to_owned(), path };
+    // A body that is not JSON leaves `j()` extractors without input: they deny.
+    let json = (!body.is_empty()).then(|| serde_json::from_slice::<Value>(&body).ok()).flatten();
+    decide_proxied(&state, &headers, original, json.as_ref()).await
+}
+
+async fn decide_proxied(state: &AppState, headers: &HeaderMap, original: Original, body: Option<&Value>) -> Response {
+    if !original.path.starts_with('/') {
+        return malformed("the original path does not start with `/`");
+    }
+    let Some(snapshot) = state.snapshot.load_full() else { return unavailable() };
+    let identity = state.authn.identify(headers).await.map_err(|e| e.to_string());
+    let user_claim = state.authn.config().user_claim.as_str();
+    let req = Request {
+        subject: identity.as_ref().ok().map(|i| Subject { user: &i.user, groups: &i.groups }),
+        claims: claims_of(identity.as_ref().ok(), user_claim),
+        method: &original.method,
+        host: &original.host,
+        path: &original.path,
+        headers: &HttpHeaders(headers),
+        body,
+        ou: None,
+        now: jiff::Timestamp::now(),
+    };
+    let answer = snapshot.decide(&req).answer();
+    decision_response(answer, identity.err())
 }
 
 /// 200 with the `X-Auth-*` headers, 403 with `X-Auth-Reason`, or 401 with
 /// `WWW-Authenticate`; the answer as JSON.
-fn decision_response(answer: Answer) -> Response {
+fn decision_response(mut answer: Answer, authn_error: Option<String>) -> Response {
+    if answer.status == 401
+        && let Some(e) = authn_error
+    {
+        answer.reason = e;
+    }
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::FORBIDDEN);
     let mut headers = HeaderMap::new();
     let mut set = |name: &'static str, value: &str| {
@@ -213,10 +328,7 @@ async fn allowed_operations(State(state): State<Arc<AppState>>, body: Bytes) -> 
     let Some(snapshot) = state.snapshot.load_full() else {
         return unavailable();
     };
-    let subject = Subject {
-        user: &input.subject.user,
-        groups: &input.subject.groups,
-    };
+    let subject = Subject { user: &input.subject.user, groups: &input.subject.groups };
     let ops = snapshot.allowed_operations(
         subject,
         Claims::Subject { user_claim: "sub" },
@@ -235,18 +347,12 @@ async fn effective_permissions(State(state): State<Arc<AppState>>, body: Bytes) 
     let Some(snapshot) = state.snapshot.load_full() else {
         return unavailable();
     };
-    let subject = Subject {
-        user: &input.subject.user,
-        groups: &input.subject.groups,
-    };
+    let subject = Subject { user: &input.subject.user, groups: &input.subject.groups };
     match snapshot.effective_permissions(subject, input.ou.as_deref(), jiff::Timestamp::now()) {
         Ok(p) => axum::Json(p).into_response(),
         Err(e) => {
             let reason = e.to_string();
-            (
-                StatusCode::FORBIDDEN,
-                axum::Json(json!({ "allowed": false, "status": 403, "reason": reason })),
-            )
+            (StatusCode::FORBIDDEN, axum::Json(json!({ "allowed": false, "status": 403, "reason": reason })))
                 .into_response()
         }
     }

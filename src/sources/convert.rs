@@ -5,19 +5,16 @@
 use kube::api::ObjectMeta;
 
 use super::crd::{
-    ApiCatalog, Condition, OrganizationalUnit, OrganizationalUnitStatus, PermissionSet,
-    ResourceStatus, Role, SubjectKind as CrdSubjectKind, UserBinding,
+    ApiCatalog, Condition, OrganizationalUnit, OrganizationalUnitStatus, PermissionSet, ResourceStatus, Role,
+    SubjectKind as CrdSubjectKind, UserBinding,
 };
 use crate::engine::{
-    ApiCatalogDef, Definitions, Meta, ObjectStatus, OperationDef, OrganizationalUnitDef,
-    PermissionSetDef, RoleDef, RuleDef, SubjectDef, SubjectKind, UserBindingDef,
+    ApiCatalogDef, Definitions, Meta, ObjectStatus, OperationDef, OrganizationalUnitDef, PermissionSetDef, RoleDef,
+    RuleDef, SubjectDef, SubjectKind, UserBindingDef,
 };
 
 fn meta(m: &ObjectMeta) -> Meta {
-    Meta {
-        name: m.name.clone().unwrap_or_default(),
-        created: m.creation_timestamp.as_ref().map(|t| t.0),
-    }
+    Meta { name: m.name.clone().unwrap_or_default(), created: m.creation_timestamp.as_ref().map(|t| t.0) }
 }
 
 impl From<&OrganizationalUnit> for OrganizationalUnitDef {
@@ -50,11 +47,7 @@ impl From<&PermissionSet> for PermissionSetDef {
             operations: p.spec.operations.clone(),
             allow: rules(&p.spec.allow),
             deny: rules(&p.spec.deny),
-            scope: p
-                .spec
-                .scope
-                .as_ref()
-                .and_then(|s| s.organizational_units.clone()),
+            scope: p.spec.scope.as_ref().and_then(|s| s.organizational_units.clone()),
             system_wide: p.spec.system_wide,
         }
     }
@@ -169,23 +162,12 @@ pub fn conditions(status: &ObjectStatus, generation: Option<i64>, now: &str) -> 
 }
 
 /// Status of a permission set, role, binding or catalog.
-pub fn resource_status(
-    status: &ObjectStatus,
-    generation: Option<i64>,
-    now: &str,
-) -> ResourceStatus {
-    ResourceStatus {
-        observed_generation: generation,
-        conditions: conditions(status, generation, now),
-    }
+pub fn resource_status(status: &ObjectStatus, generation: Option<i64>, now: &str) -> ResourceStatus {
+    ResourceStatus { observed_generation: generation, conditions: conditions(status, generation, now) }
 }
 
 /// Status of an organizational unit, with its path and depth when it is in the tree.
-pub fn ou_status(
-    status: &ObjectStatus,
-    generation: Option<i64>,
-    now: &str,
-) -> OrganizationalUnitStatus {
+pub fn ou_status(status: &ObjectStatus, generation: Option<i64>, now: &str) -> OrganizationalUnitStatus {
     OrganizationalUnitStatus {
         observed_generation: generation,
         conditions: conditions(status, generation, now),
@@ -204,14 +186,8 @@ mod tests {
         let ready = ObjectStatus {
             error: None,
             warnings: vec![
-                Problem::new(
-                    Reason::ResourceConflict,
-                    "resource `a` is also listed by `x`, which keeps it",
-                ),
-                Problem::new(
-                    Reason::ResourceConflict,
-                    "resource `b` is also listed by `y`, which keeps it",
-                ),
+                Problem::new(Reason::ResourceConflict, "resource `a` is also listed by `x`, which keeps it"),
+                Problem::new(Reason::ResourceConflict, "resource `b` is also listed by `y`, which keeps it"),
             ],
             path: Some(("global/accounting".into(), 1)),
         };
@@ -219,30 +195,18 @@ mod tests {
         assert_eq!(s.path.as_deref(), Some("global/accounting"));
         assert_eq!(s.depth, Some(1));
         assert_eq!(s.conditions.len(), 2);
-        assert_eq!(
-            (
-                s.conditions[0].type_.as_str(),
-                s.conditions[0].status.as_str()
-            ),
-            ("Ready", "True")
-        );
+        assert_eq!((s.conditions[0].type_.as_str(), s.conditions[0].status.as_str()), ("Ready", "True"));
         assert_eq!(s.conditions[0].observed_generation, Some(3));
         assert_eq!(s.conditions[1].type_, "ResourceConflict");
         assert!(s.conditions[1].message.contains("`a`") && s.conditions[1].message.contains("`b`"));
 
         let broken = ObjectStatus {
-            error: Some(Problem::new(
-                Reason::InvalidRegex,
-                "allow[0]: invalid regex `(`",
-            )),
+            error: Some(Problem::new(Reason::InvalidRegex, "allow[0]: invalid regex `(`")),
             ..Default::default()
         };
         let s = resource_status(&broken, None, "2026-01-01T00:00:00Z");
         let c = &s.conditions[0];
-        assert_eq!(
-            (c.status.as_str(), c.reason.as_str()),
-            ("False", "InvalidRegex")
-        );
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "InvalidRegex"));
         assert_eq!(c.message, "allow[0]: invalid regex `(`");
     }
 }

@@ -9,18 +9,13 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::convert::AnyResource;
-use super::crd::{
-    ApiCatalog, GROUP, OrganizationalUnit, PermissionSet, Role, UserBinding, VERSION,
-};
+use super::crd::{ApiCatalog, GROUP, OrganizationalUnit, PermissionSet, Role, UserBinding, VERSION};
 use crate::engine::{Definitions, Kind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot read `{}`: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -83,25 +78,16 @@ pub fn load(dir: &Path) -> Result<Loaded> {
     let mut files = Vec::new();
     collect(dir, &mut files)?;
     files.sort();
-    let mut loaded = Loaded {
-        files: files.len(),
-        ..Default::default()
-    };
+    let mut loaded = Loaded { files: files.len(), ..Default::default() };
     for file in files {
-        let text = std::fs::read_to_string(&file).map_err(|source| Error::Io {
-            path: file.clone(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(&file).map_err(|source| Error::Io { path: file.clone(), source })?;
         load_str(&file, &text, &mut loaded);
     }
     Ok(loaded)
 }
 
 fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let io = |source| Error::Io {
-        path: path.to_owned(),
-        source,
-    };
+    let io = |source| Error::Io { path: path.to_owned(), source };
     let meta = std::fs::metadata(path).map_err(io)?;
     if meta.is_file() {
         out.push(path.to_owned());
@@ -110,10 +96,7 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     for entry in std::fs::read_dir(path).map_err(io)? {
         let entry = entry.map_err(io)?;
         let p = entry.path();
-        let hidden = p
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.'));
+        let hidden = p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
         if hidden {
             continue;
         }
@@ -129,18 +112,11 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 /// Parses one file's documents into `loaded`.
 pub fn load_str(file: &Path, text: &str, loaded: &mut Loaded) {
     for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let origin = Origin {
-            file: file.to_owned(),
-            document: i + 1,
-        };
+        let origin = Origin { file: file.to_owned(), document: i + 1 };
         let value = match serde_yaml::Value::deserialize(doc) {
             Ok(v) => v,
             Err(e) => {
-                loaded.problems.push(LoadProblem {
-                    origin,
-                    object: None,
-                    message: format!("not valid YAML: {e}"),
-                });
+                loaded.problems.push(LoadProblem { origin, object: None, message: format!("not valid YAML: {e}") });
                 // The parser cannot resynchronize after a syntax error.
                 break;
             }
@@ -150,65 +126,43 @@ pub fn load_str(file: &Path, text: &str, loaded: &mut Loaded) {
         }
         let field = |k: &str| value.get(k).and_then(|v| v.as_str()).unwrap_or("");
         let (api_version, kind) = (field("apiVersion").to_owned(), field("kind").to_owned());
-        let name = value
-            .get("metadata")
-            .and_then(|m| m.get("name"))
-            .and_then(|n| n.as_str())
-            .map(str::to_owned);
-        let Some((group, version)) = api_version.split_once('/').filter(|(g, _)| *g == GROUP)
-        else {
+        let name = value.get("metadata").and_then(|m| m.get("name")).and_then(|n| n.as_str()).map(str::to_owned);
+        let Some((group, version)) = api_version.split_once('/').filter(|(g, _)| *g == GROUP) else {
             let what = if kind.is_empty() {
                 "a document without `kind`".to_owned()
             } else {
                 format!("`{api_version}` `{kind}`")
             };
-            loaded
-                .notes
-                .push(format!("{origin}: skipped {what}: not a {GROUP} resource"));
+            loaded.notes.push(format!("{origin}: skipped {what}: not a {GROUP} resource"));
             continue;
         };
         let object = Some(format!("{kind}/{}", name.as_deref().unwrap_or("?")));
-        let problem = |message: String| LoadProblem {
-            origin: origin.clone(),
-            object: object.clone(),
-            message,
-        };
+        let problem = |message: String| LoadProblem { origin: origin.clone(), object: object.clone(), message };
         if version != VERSION {
-            loaded.problems.push(problem(format!(
-                "version `{group}/{version}` is not served; use `{GROUP}/{VERSION}`"
-            )));
+            loaded
+                .problems
+                .push(problem(format!("version `{group}/{version}` is not served; use `{GROUP}/{VERSION}`")));
             continue;
         }
         let Some(kind_id) = Kind::parse(&kind) else {
-            loaded
-                .problems
-                .push(problem(format!("unknown kind `{kind}`")));
+            loaded.problems.push(problem(format!("unknown kind `{kind}`")));
             continue;
         };
         let Some(name) = name.filter(|n| !n.is_empty()) else {
-            loaded
-                .problems
-                .push(problem("`metadata.name` is missing".to_owned()));
+            loaded.problems.push(problem("`metadata.name` is missing".to_owned()));
             continue;
         };
         let mut value = value;
         if let Some(map) = value.as_mapping_mut() {
             // An object with nothing to say (an OU with no parent) may leave `spec` out.
-            map.entry("spec".into())
-                .or_insert_with(|| serde_yaml::Value::Mapping(Default::default()));
+            map.entry("spec".into()).or_insert_with(|| serde_yaml::Value::Mapping(Default::default()));
         }
         match parse(kind_id, value) {
             Ok(resource) => {
-                loaded
-                    .origins
-                    .entry((kind_id, name))
-                    .or_default()
-                    .push(origin.clone());
+                loaded.origins.entry((kind_id, name)).or_default().push(origin.clone());
                 loaded.resources.push((origin, resource));
             }
-            Err(e) => loaded
-                .problems
-                .push(problem(format!("does not match the schema: {e}"))),
+            Err(e) => loaded.problems.push(problem(format!("does not match the schema: {e}"))),
         }
     }
 }
@@ -218,13 +172,9 @@ fn parse(kind: Kind, value: serde_yaml::Value) -> Result<AnyResource, serde_yaml
         Kind::OrganizationalUnit => {
             AnyResource::OrganizationalUnit(serde_yaml::from_value::<OrganizationalUnit>(value)?)
         }
-        Kind::PermissionSet => {
-            AnyResource::PermissionSet(serde_yaml::from_value::<PermissionSet>(value)?)
-        }
+        Kind::PermissionSet => AnyResource::PermissionSet(serde_yaml::from_value::<PermissionSet>(value)?),
         Kind::Role => AnyResource::Role(serde_yaml::from_value::<Role>(value)?),
-        Kind::UserBinding => {
-            AnyResource::UserBinding(serde_yaml::from_value::<UserBinding>(value)?)
-        }
+        Kind::UserBinding => AnyResource::UserBinding(serde_yaml::from_value::<UserBinding>(value)?),
         Kind::ApiCatalog => AnyResource::ApiCatalog(serde_yaml::from_value::<ApiCatalog>(value)?),
     })
 }
@@ -265,11 +215,7 @@ metadata: {name: r}
         assert!(loaded.notes[0].contains("`v1` `ConfigMap`"));
         let msgs: Vec<String> = loaded.problems.iter().map(|p| p.to_string()).collect();
         assert_eq!(msgs.len(), 3, "{msgs:?}");
-        assert!(
-            msgs[0].starts_with("x.yaml (document 3): Role/bad: does not match the schema"),
-            "{}",
-            msgs[0]
-        );
+        assert!(msgs[0].starts_with("x.yaml (document 3): Role/bad: does not match the schema"), "{}", msgs[0]);
         assert!(msgs[1].contains("unknown kind `Gadget`"));
         assert!(msgs[2].contains("is not served"));
     }
@@ -279,10 +225,6 @@ metadata: {name: r}
         let mut loaded = Loaded::default();
         load_str(Path::new("bad.yaml"), "kind: [unclosed", &mut loaded);
         assert_eq!(loaded.problems.len(), 1);
-        assert!(
-            loaded.problems[0]
-                .to_string()
-                .starts_with("bad.yaml (document 1): not valid YAML")
-        );
+        assert!(loaded.problems[0].to_string().starts_with("bad.yaml (document 1): not valid YAML"));
     }
 }

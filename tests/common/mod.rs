@@ -21,33 +21,19 @@ pub fn rule() -> RuleDef {
 }
 
 pub fn rt(pattern: &str) -> RuleDef {
-    RuleDef {
-        resource_type: Some(pattern.into()),
-        ..Default::default()
-    }
+    RuleDef { resource_type: Some(pattern.into()), ..Default::default() }
 }
 
 pub fn api(pattern: &str) -> RuleDef {
-    RuleDef {
-        api_name: Some(pattern.into()),
-        ..Default::default()
-    }
+    RuleDef { api_name: Some(pattern.into()), ..Default::default() }
 }
 
 pub fn paths(ps: &[&str]) -> RuleDef {
-    RuleDef {
-        paths: Some(ps.iter().map(|s| s.to_string()).collect()),
-        ..Default::default()
-    }
+    RuleDef { paths: Some(ps.iter().map(|s| s.to_string()).collect()), ..Default::default() }
 }
 
 pub fn mk_set(name: &str, allow: Vec<RuleDef>, deny: Vec<RuleDef>) -> PermissionSetDef {
-    PermissionSetDef {
-        meta: Meta::named(name),
-        allow,
-        deny,
-        ..Default::default()
-    }
+    PermissionSetDef { meta: Meta::named(name), allow, deny, ..Default::default() }
 }
 
 pub fn mk_ops(name: &str, ops: &[&str]) -> PermissionSetDef {
@@ -67,19 +53,11 @@ pub fn mk_role(name: &str, sets: &[&str]) -> RoleDef {
 }
 
 pub fn user(name: &str) -> SubjectDef {
-    SubjectDef {
-        kind: SubjectKind::User,
-        name: name.into(),
-        namespace: None,
-    }
+    SubjectDef { kind: SubjectKind::User, name: name.into(), namespace: None }
 }
 
 pub fn group(name: &str) -> SubjectDef {
-    SubjectDef {
-        kind: SubjectKind::Group,
-        name: name.into(),
-        namespace: None,
-    }
+    SubjectDef { kind: SubjectKind::Group, name: name.into(), namespace: None }
 }
 
 pub fn mk_binding(
@@ -110,12 +88,7 @@ pub fn op(id: &str, method: &str, path: &str, resource_type: &str) -> OperationD
 }
 
 pub fn mk_catalog(name: &str, prefix: Option<&str>, ops: Vec<OperationDef>) -> ApiCatalogDef {
-    ApiCatalogDef {
-        meta: Meta::named(name),
-        hosts: None,
-        path_prefix: prefix.map(Into::into),
-        operations: ops,
-    }
+    ApiCatalogDef { meta: Meta::named(name), hosts: None, path_prefix: prefix.map(Into::into), operations: ops }
 }
 
 pub fn build(defs: &Definitions) -> (Snapshot, Report) {
@@ -135,12 +108,7 @@ pub struct Ask {
 }
 
 pub fn ask(user: &str, method: &str, url: &str) -> Ask {
-    Ask {
-        user: Some(user.into()),
-        method: method.into(),
-        url: url.into(),
-        ..Default::default()
-    }
+    Ask { user: Some(user.into()), method: method.into(), url: url.into(), ..Default::default() }
 }
 
 impl Ask {
@@ -168,10 +136,7 @@ impl Ask {
     /// Runs `f` on this request as the engine sees it, decided at `at`.
     pub fn with_request<R>(&self, at: jiff::Timestamp, f: impl FnOnce(&Request<'_>) -> R) -> R {
         let (host, path) = split_url(&self.url);
-        let subject = self.user.as_deref().map(|u| Subject {
-            user: u,
-            groups: &self.groups,
-        });
+        let subject = self.user.as_deref().map(|u| Subject { user: u, groups: &self.groups });
         let req = Request {
             subject,
             claims: Claims::Subject { user_claim: "sub" },
@@ -191,13 +156,7 @@ impl Ask {
             let fast = snap.decide(req).answer();
             // The explained decision must agree with the fast path, whatever it traces.
             let (explained, _) = snap.explain(req);
-            assert_eq!(
-                fast,
-                explained.answer(),
-                "explain disagrees with decide for {} {}",
-                self.method,
-                self.url
-            );
+            assert_eq!(fast, explained.answer(), "explain disagrees with decide for {} {}", self.method, self.url);
             fast
         })
     }

@@ -1,0 +1,370 @@
+//! Who is asking (DESIGN §5): a JWT bearer token checked against configured issuers, or
+//! (opt-in) oauth2-proxy's trusted headers, or (opt-in) the anonymous subject.
+//!
+//! A token's issuer is read from its unverified payload only to pick the issuer's keys and
+//! rules; the signature, `iss`, `aud`, `exp` and `nbf` are then verified with an algorithm
+//! from that issuer's allow-list and a key of that algorithm's family, so an RSA public key
+//! can never be used as an HMAC secret and `none` is never accepted.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use base64::Engine as _;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// Tokens longer than this are refused before any parsing.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// Authentication settings (the `authn` section of the config file).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuthnConfig {
+    /// Token issuers; a token from any other issuer is refused.
+    #[serde(default)]
+    pub issuers: Vec<IssuerConfig>,
+    /// Claim holding the user name.
+    #[serde(default = "default_user_claim")]
+    pub user_claim: String,
+    /// Claim holding the groups (an array of strings, or one string).
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    /// Allowed clock skew for `exp` and `nbf`, in seconds.
+    #[serde(default = "default_leeway")]
+    pub leeway_seconds: u64,
+    /// Read `X-Auth-Request-User` / `-Groups` from oauth2-proxy when no token is sent.
+    #[serde(default)]
+    pub trusted_headers: bool,
+    /// Treat a request without identity as `system:anonymous` instead of a 401.
+    #[serde(default)]
+    pub anonymous: bool,
+    /// An unknown `kid` refetches an issuer's keys at most this often, in seconds.
+    #[serde(default = "default_refresh")]
+    pub key_refresh_seconds: u64,
+}
+
+impl Default for AuthnConfig {
+    fn default() -> Self {
+        AuthnConfig {
+            issuers: Vec::new(),
+            user_claim: default_user_claim(),
+            groups_claim: default_groups_claim(),
+            leeway_seconds: default_leeway(),
+            trusted_headers: false,
+            anonymous: false,
+            key_refresh_seconds: default_refresh(),
+        }
+    }
+}
+
+fn default_user_claim() -> String {
+    "sub".into()
+}
+fn default_groups_claim() -> String {
+    "groups".into()
+}
+fn default_leeway() -> u64 {
+    30
+}
+fn default_refresh() -> u64 {
+    10
+}
+
+/// One trusted issuer.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// Exact `iss` value.
+    pub issuer: String,
+    /// Accepted `aud` values; empty: `aud` is not checked.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Allowed signature algorithms (RS256, RS384, RS512, PS256, ES256, ES384, EdDSA, HS256...).
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<Algorithm>,
+    /// Keys from a JWKS file.
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+    /// Keys from a JWKS URL.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// Find the JWKS URL by OIDC discovery (`<issuer>/.well-known/openid-configuration`).
+    #[serde(default)]
+    pub discovery: bool,
+}
+
+fn default_algorithms() -> Vec<Algorithm> {
+    vec![Algorithm::RS256, Algorithm::ES256]
+}
+
+/// Why a request has no identity: every one is a 401.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AuthnError {
+    #[error("no credentials")]
+    Missing,
+    #[error("bearer token is larger than {MAX_TOKEN_BYTES} bytes")]
+    TooLarge,
+    #[error("bearer token is malformed")]
+    Malformed,
+    #[error("token issuer `{0}` is not trusted")]
+    UnknownIssuer(String),
+    #[error("token algorithm `{0}` is not allowed for its issuer")]
+    Algorithm(String),
+    #[error("no key for the token (kid `{0}`)")]
+    UnknownKey(String),
+    #[error("token is invalid: {0}")]
+    Invalid(String),
+    #[error("token has no usable `{0}` claim")]
+    NoUser(String),
+}
+
+/// An authenticated subject.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Identity {
+    pub user: String,
+    pub groups: Vec<String>,
+    /// The verified token's claims, for `u(claim)`; `None` without a token.
+    pub claims: Option<Map<String, Value>>,
+}
+
+struct Key {
+    kid: Option<String>,
+    family: Family,
+    key: DecodingKey,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Family {
+    Rsa,
+    Ec(EllipticCurveKind),
+    Ed,
+    Hmac,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum EllipticCurveKind {
+    P256,
+    P384,
+}
+
+fn family_of(alg: Algorithm) -> Option<Family> {
+    use Algorithm::*;
+    Some(match alg {
+        HS256 | HS384 | HS512 => Family::Hmac,
+        ES256 => Family::Ec(EllipticCurveKind::P256),
+        ES384 => Family::Ec(EllipticCurveKind::P384),
+        RS256 | RS384 | RS512 | PS256 | PS384 | PS512 => Family::Rsa,
+        EdDSA => Family::Ed,
+        _ => return None,
+    })
+}
+
+fn key_of(jwk: &Jwk) -> Option<Key> {
+    let family = match &jwk.algorithm {
+        AlgorithmParameters::RSA(_) => Family::Rsa,
+        AlgorithmParameters::EllipticCurve(p) => match p.curve {
+            EllipticCurve::P256 => Family::Ec(EllipticCurveKind::P256),
+            EllipticCurve::P384 => Family::Ec(EllipticCurveKind::P384),
+            _ => return None,
+        },
+        AlgorithmParameters::OctetKeyPair(_) => Family::Ed,
+        AlgorithmParameters::OctetKey(_) => Family::Hmac,
+        _ => return None,
+    };
+    let key = DecodingKey::from_jwk(jwk).ok()?;
+    Some(Key { kid: jwk.common.key_id.clone(), family, key })
+}
+
+struct Issuer {
+    config: IssuerConfig,
+    keys: ArcSwap<Vec<Key>>,
+    last_refresh: tokio::sync::Mutex<Option<Instant>>,
+}
+
+/// Checks credentials. Cheap to share.
+pub struct Authenticator {
+    config: AuthnConfig,
+    issuers: Vec<Issuer>,
+    http: reqwest::Client,
+}
+
+#[derive(Deserialize)]
+struct Discovery {
+    jwks_uri: String,
+}
+
+impl Authenticator {
+    /// Loads every issuer's keys once; an issuer whose keys cannot be loaded starts with none
+    /// (its tokens are refused) and is retried on the next unknown `kid`.
+    pub async fn new(config: AuthnConfig) -> Arc<Authenticator> {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default();
+        let issuers = config
+            .issuers
+            .iter()
+            .map(|c| Issuer {
+                config: c.clone(),
+                keys: ArcSwap::from_pointee(Vec::new()),
+                last_refresh: tokio::sync::Mutex::new(None),
+            })
+            .collect();
+        let a = Arc::new(Authenticator { config, issuers, http });
+        for issuer in &a.issuers {
+            if let Err(e) = a.refresh(issuer).await {
+                tracing::warn!(issuer = %issuer.config.issuer, "cannot load keys: {e}");
+            }
+        }
+        a
+    }
+
+    pub fn config(&self) -> &AuthnConfig {
+        &self.config
+    }
+
+    async fn fetch_jwks(&self, c: &IssuerConfig) -> Result<JwkSet, String> {
+        if let Some(path) = &c.jwks_file {
+            let text = tokio::fs::read_to_string(path).await.map_err(|e| format!("`{}`: {e}", path.display()))?;
+            return serde_json::from_str(&text).map_err(|e| format!("`{}` is not a JWKS: {e}", path.display()));
+        }
+        let url = match (&c.jwks_url, c.discovery) {
+            (Some(u), _) => u.clone(),
+            (None, true) => {
+                let well_known = format!("{}/.well-known/openid-configuration", c.issuer.trim_end_matches('/'));
+                let d: Discovery = self.get_json(&well_known).await?;
+                d.jwks_uri
+            }
+            (None, false) => return Err("no `jwksFile`, `jwksUrl` or `discovery`".into()),
+        };
+        self.get_json(&url).await
+    }
+
+    async fn get_json<T: for<'de> Deserialize<'de>>(&self, url: &str) -> Result<T, String> {
+        let resp = self.http.get(url).send().await.map_err(|e| format!("`{url}`: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("`{url}`: status {}", resp.status()));
+        }
+        resp.json().await.map_err(|e| format!("`{url}`: {e}"))
+    }
+
+    async fn refresh(&self, issuer: &Issuer) -> Result<(), String> {
+        let mut last = issuer.last_refresh.lock().await;
+        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(self.config.key_refresh_seconds)) {
+            return Ok(());
+        }
+        *last = Some(Instant::now());
+        let set = self.fetch_jwks(&issuer.config).await?;
+        let keys: Vec<Key> = set.keys.iter().filter_map(key_of).collect();
+        tracing::info!(issuer = %issuer.config.issuer, keys = keys.len(), "loaded keys");
+        issuer.keys.store(Arc::new(keys));
+        Ok(())
+    }
+
+    /// Verifies a bearer token.
+    pub async fn verify(&self, token: &str) -> Result<Identity, AuthnError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthnError::TooLarge);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthnError::Malformed)?;
+        let iss = unverified_issuer(token).ok_or(AuthnError::Malformed)?;
+        let issuer = self
+            .issuers
+            .iter()
+            .find(|i| i.config.issuer == iss)
+            .ok_or_else(|| AuthnError::UnknownIssuer(iss.clone()))?;
+        if !issuer.config.algorithms.contains(&header.alg) {
+            return Err(AuthnError::Algorithm(format!("{:?}", header.alg)));
+        }
+        let family = family_of(header.alg).ok_or_else(|| AuthnError::Algorithm(format!("{:?}", header.alg)))?;
+        let mut validation = Validation::new(header.alg);
+        validation.set_issuer(&[&issuer.config.issuer]);
+        if issuer.config.audiences.is_empty() {
+            validation.validate_aud = false;
+        } else {
+            validation.set_audience(&issuer.config.audiences);
+        }
+        validation.leeway = self.config.leeway_seconds;
+        validation.validate_nbf = true;
+
+        let attempt = |keys: &[Key]| -> Option<Result<Map<String, Value>, AuthnError>> {
+            let mut candidates =
+                keys.iter().filter(|k| k.family == family && (header.kid.is_none() || k.kid == header.kid)).peekable();
+            candidates.peek()?;
+            let mut last = AuthnError::Invalid("signature does not verify".into());
+            for k in candidates {
+                match jsonwebtoken::decode::<Map<String, Value>>(token, &k.key, &validation) {
+                    Ok(data) => return Some(Ok(data.claims)),
+                    Err(e) => last = AuthnError::Invalid(e.to_string()),
+                }
+            }
+            Some(Err(last))
+        };
+        let claims = match attempt(&issuer.keys.load()) {
+            Some(r) => r?,
+            None => {
+                if let Err(e) = self.refresh(issuer).await {
+                    tracing::warn!(issuer = %issuer.config.issuer, "cannot refresh keys: {e}");
+                }
+                match attempt(&issuer.keys.load()) {
+                    Some(r) => r?,
+                    None => return Err(AuthnError::UnknownKey(header.kid.unwrap_or_default())),
+                }
+            }
+        };
+        let user = claims
+            .get(&self.config.user_claim)
+            .and_then(Value::as_str)
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| AuthnError::NoUser(self.config.user_claim.clone()))?
+            .to_owned();
+        let groups = match claims.get(&self.config.groups_claim) {
+            Some(Value::Array(a)) => a.iter().filter_map(|g| g.as_str().map(str::to_owned)).collect(),
+            Some(Value::String(g)) => vec![g.clone()],
+            _ => Vec::new(),
+        };
+        Ok(Identity { user, groups, claims: Some(claims) })
+    }
+
+    /// The identity of a proxied request: a bearer token if one is sent (and then only the
+    /// token), else trusted headers when enabled, else anonymous when enabled.
+    pub async fn identify(&self, headers: &axum::http::HeaderMap) -> Result<Identity, AuthnError> {
+        if let Some(auth) = headers.get(axum::http::header::AUTHORIZATION) {
+            let auth = auth.to_str().map_err(|_| AuthnError::Malformed)?;
+            let token = auth
+                .strip_prefix("Bearer ")
+                .or_else(|| auth.strip_prefix("bearer "))
+                .ok_or(AuthnError::Malformed)?
+                .trim();
+            return self.verify(token).await;
+        }
+        if self.config.trusted_headers
+            && let Some(user) =
+                headers.get("x-auth-request-user").and_then(|v| v.to_str().ok()).filter(|u| !u.is_empty())
+        {
+            let groups = headers
+                .get("x-auth-request-groups")
+                .and_then(|v| v.to_str().ok())
+                .map(|g| g.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_owned).collect())
+                .unwrap_or_default();
+            return Ok(Identity { user: user.to_owned(), groups, claims: None });
+        }
+        if self.config.anonymous {
+            return Ok(Identity {
+                user: "system:anonymous".into(),
+                groups: vec!["system:unauthenticated".into()],
+                claims: None,
+            });
+        }
+        Err(AuthnError::Missing)
+    }
+}
+
+/// The `iss` claim of a token, read without verification to choose the issuer.
+fn unverified_issuer(token: &str) -> Option<String> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let claims: Map<String, Value> = serde_json::from_slice(&bytes).ok()?;
+    claims.get("iss")?.as_str().map(str::to_owned)
+}
