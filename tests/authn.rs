@@ -1,6 +1,8 @@
 //! Token authentication against keys served by a real JWKS endpoint on 127.0.0.1, and the
 //! proxy adapters that use it. Every attack is a 401.
 
+mod common;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,7 +13,6 @@ use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 use rsa::traits::PublicKeyParts;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use turnstile::engine::Snapshot;
 use turnstile::http::authn::{Authenticator, AuthnConfig, AuthnError, IssuerConfig};
 use turnstile::http::{AppState, router};
@@ -181,20 +182,8 @@ async fn an_unknown_kid_refreshes_the_keys_at_a_limited_rate() {
 }
 
 async fn call(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut req = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n");
-    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-        req.push_str("Host: turnstile\r\n");
-    }
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).await.unwrap();
-    let status = raw.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, raw.split_once("\r\n\r\n").unwrap().0.to_lowercase())
+    let r = common::http(addr, "GET", path, headers, "").await;
+    (r.status, r.head.to_lowercase())
 }
 
 #[tokio::test]

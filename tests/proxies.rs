@@ -1,0 +1,260 @@
+//! End to end through real proxies on 127.0.0.1: Debian's nginx configured as ingress-nginx
+//! configures `auth-url`, and Caddy's `forward_auth`, each in front of an upstream that echoes
+//! the headers it receives. Needs `nginx` and `caddy` on the PATH (`.ci/run` installs them).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use p256::pkcs8::{EncodePrivateKey, LineEnding};
+use serde_json::{Value, json};
+use turnstile::engine::Snapshot;
+use turnstile::http::authn::{Authenticator, AuthnConfig, IssuerConfig};
+use turnstile::http::{AppState, router};
+use turnstile::sources::files;
+
+const ISSUER: &str = "https://login.example.com";
+
+/// A child process killed when the test ends, however it ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn wait_for(addr: SocketAddr, what: &str) {
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what} did not start listening on {addr}");
+}
+
+fn require(binary: &str) {
+    let found = Command::new("sh").args(["-c", &format!("command -v {binary}")]).output().unwrap().status.success();
+    assert!(found, "`{binary}` is not installed: `apt-get install nginx caddy` (as .ci/run does)");
+}
+
+/// Turnstile on the examples, with an ES256 issuer whose JWKS is a file; returns its address
+/// and a token maker.
+async fn turnstile(dir: &Path) -> (SocketAddr, impl Fn(&str) -> String) {
+    let key = p256::SecretKey::random(&mut rand::thread_rng());
+    let point = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&key.public_key(), false);
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1",
+                                "x": b64(point.x().unwrap()), "y": b64(point.y().unwrap())}]});
+    let jwks_file = dir.join("jwks.json");
+    std::fs::write(&jwks_file, jwks.to_string()).unwrap();
+    let config = AuthnConfig {
+        issuers: vec![IssuerConfig {
+            issuer: ISSUER.into(),
+            audiences: vec![],
+            algorithms: vec![Algorithm::ES256],
+            jwks_file: Some(jwks_file),
+            jwks_url: None,
+            discovery: false,
+        }],
+        ..AuthnConfig::default()
+    };
+    let state = AppState::new(Authenticator::new(config).await);
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    state.publish(Snapshot::build(&files::load(&examples).unwrap().definitions(), jiff::Timestamp::now()).0);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
+    let pem = key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
+    let token = move |user: &str| {
+        let mut h = Header::new(Algorithm::ES256);
+        h.kid = Some("k1".into());
+        let now = jiff::Timestamp::now().as_second();
+        let claims = json!({"iss": ISSUER, "sub": user, "exp": now + 600});
+        encode(&h, &claims, &EncodingKey::from_ec_pem(pem.as_bytes()).unwrap()).unwrap()
+    };
+    (addr, token)
+}
+
+/// An upstream that answers with the request headers it received, as JSON.
+async fn echo_upstream() -> SocketAddr {
+    let app = axum::Router::new().fallback(|headers: axum::http::HeaderMap| async move {
+        let map: serde_json::Map<String, Value> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), Value::String(v.to_str().unwrap_or("").to_owned())))
+            .collect();
+        axum::Json(Value::Object(map))
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// nginx as ingress-nginx configures `auth-url` and `auth-response-headers`.
+fn nginx(dir: &Path, port: u16, authz: SocketAddr, upstream: SocketAddr) -> Running {
+    require("nginx");
+    for d in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    let d = dir.display();
+    let mut copy = String::new();
+    for h in ["user", "groups", "ou", "role", "operation"] {
+        copy.push_str(&format!(
+            "      auth_request_set $auth_{h} $upstream_http_x_auth_{h};\n      proxy_set_header X-Auth-{h} $auth_{h};\n"
+        ));
+    }
+    let conf = format!(
+        r#"daemon off;
+master_process off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log info;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/client_body;
+  proxy_temp_path {d}/proxy;
+  fastcgi_temp_path {d}/fastcgi;
+  uwsgi_temp_path {d}/uwsgi;
+  scgi_temp_path {d}/scgi;
+  server {{
+    listen 127.0.0.1:{port};
+    location = /_external-auth {{
+      internal;
+      proxy_pass http://{authz}/authz/nginx;
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
+      proxy_set_header X-Original-Method $request_method;
+      proxy_set_header X-Original-URI $request_uri;
+      proxy_set_header X-Auth-Request-Redirect $request_uri;
+    }}
+    location / {{
+      auth_request /_external-auth;
+{copy}      proxy_pass http://{upstream};
+    }}
+  }}
+}}
+"#
+    );
+    let path = dir.join("nginx.conf");
+    std::fs::write(&path, conf).unwrap();
+    let child = Command::new("nginx")
+        .args(["-p", &d.to_string(), "-c", &path.display().to_string(), "-e", &format!("{d}/error.log")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Running(child)
+}
+
+/// Caddy with `forward_auth` and `copy_headers`.
+fn caddy(dir: &Path, port: u16, authz: SocketAddr, upstream: SocketAddr) -> Running {
+    require("caddy");
+    let conf = format!(
+        r#"{{
+  admin off
+  auto_https off
+}}
+http://:{port} {{
+  bind 127.0.0.1
+  forward_auth {authz} {{
+    uri /authz/forward
+    copy_headers X-Auth-User X-Auth-Groups X-Auth-OU X-Auth-Role X-Auth-Operation
+  }}
+  reverse_proxy {upstream}
+}}
+"#
+    );
+    let path = dir.join("Caddyfile");
+    std::fs::write(&path, conf).unwrap();
+    let child = Command::new("caddy")
+        .args(["run", "--adapter", "caddyfile", "--config", &path.display().to_string()])
+        .env("HOME", dir)
+        .env("XDG_DATA_HOME", dir.join("data"))
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Running(child)
+}
+
+/// The same story through either proxy.
+async fn through(proxy: SocketAddr, token: &dyn Fn(&str) -> String) {
+    let bob = format!("Bearer {}", token("bob@example.com"));
+    let get = |path: &'static str, auth: Option<String>, ou: &'static str| {
+        let auth = auth.clone();
+        async move {
+            let mut h = vec![("Host", "api.example.com".to_owned()), ("X-Turnstile-OU", ou.to_owned())];
+            // a client trying to pass as someone else
+            h.push(("X-Auth-User", "mallory@example.com".to_owned()));
+            if let Some(a) = auth {
+                h.push(("Authorization", a));
+            }
+            let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            common::http(proxy, "GET", path, &h, "").await
+        }
+    };
+    // allowed: the upstream sees the injected user, OU and role, not the client's header
+    let r = get("/api/v1/policy-definitions", Some(bob.clone()), "accounting").await;
+    assert_eq!(r.status, 200, "{}\n{}", r.head, r.body);
+    let seen = r.json();
+    assert_eq!(seen["x-auth-user"], "bob@example.com", "{seen}");
+    assert_eq!(seen["x-auth-ou"], "accounting");
+    assert_eq!(seen["x-auth-role"], "read-only");
+    assert_eq!(seen["x-auth-operation"], "ListPolicyDefinitions");
+    assert_eq!(seen["x-auth-groups"], "system:authenticated");
+    // no token
+    let r = get("/api/v1/policy-definitions", None, "accounting").await;
+    assert_eq!(r.status, 401, "{}", r.head);
+    // wrong OU
+    let r = get("/api/v1/policy-definitions", Some(bob.clone()), "r-and-d").await;
+    assert_eq!(r.status, 403, "{}", r.head);
+    // an operation the read-only role does not have
+    let r = common::http(
+        proxy,
+        "DELETE",
+        "/api/v1/policy-definitions/p-1",
+        &[("Host", "api.example.com"), ("X-Turnstile-OU", "accounting"), ("Authorization", &bob)],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.head);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_nginx_auth_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let (authz, token) = turnstile(dir.path()).await;
+    let upstream = echo_upstream().await;
+    let port = free_port();
+    let _nginx = nginx(dir.path(), port, authz, upstream);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    wait_for(addr, "nginx").await;
+    through(addr, &token).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_caddy_forward_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let (authz, token) = turnstile(dir.path()).await;
+    let upstream = echo_upstream().await;
+    let port = free_port();
+    let _caddy = caddy(dir.path(), port, authz, upstream);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    wait_for(addr, "caddy").await;
+    through(addr, &token).await;
+}
