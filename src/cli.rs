@@ -47,6 +47,19 @@ pub struct ServeArgs {
     /// Treat requests without identity as `system:anonymous`.
     #[arg(long)]
     pub anonymous: bool,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t)]
+    pub log_format: LogFormat,
+    /// Log every decision (user, OU, operation, result, deciding rule).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub decision_log: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// The server's config file.
@@ -123,14 +136,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
-    let (loaded, snapshot, report) = load(&args.manifests)?;
-    for p in &loaded.problems {
-        tracing::warn!("{p}");
-    }
-    for (kind, name, p) in report.errors() {
-        tracing::warn!("{kind}/{name} is not ready: {p}");
-    }
+    init_logging(args.log_format, args.decision_log);
     let mut config: ServeConfig = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
@@ -144,20 +150,32 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async {
         let authn = crate::http::authn::Authenticator::new(config.authn).await;
         let state = crate::http::AppState::new(authn);
-        state.publish(snapshot);
+        // A folder that does not load leaves the server unready (every decision denies)
+        // until a change fixes it.
+        let _ = crate::serve::reload(&args.manifests, &state);
+        let _watcher = crate::serve::watch(args.manifests.clone(), state.clone())
+            .with_context(|| format!("cannot watch `{}`", args.manifests.display()))?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
-        tracing::info!(
-            "serving {} objects from `{}` on http://{}",
-            loaded.resources.len(),
-            args.manifests.display(),
-            listener.local_addr()?
-        );
+        tracing::info!("serving `{}` on http://{}", args.manifests.display(), listener.local_addr()?);
         axum::serve(listener, crate::http::router(state)).with_graceful_shutdown(shutdown()).await?;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging(format: LogFormat, decisions: bool) {
+    use tracing_subscriber::EnvFilter;
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    if !decisions {
+        filter = filter.add_directive("turnstile::decision=off".parse().expect("a valid directive"));
+    }
+    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

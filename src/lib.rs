@@ -5,10 +5,12 @@
 //! - [`sources`]: the custom resources, their conversion into engine definitions, and the
 //!   folder loader;
 //! - [`http`]: the HTTP authorizer, over the engine only;
+//! - [`serve`]: file mode, wiring the folder loader to the server;
 //! - [`cli`]: the `turnstile` commands.
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod engine;
 pub mod http;
+pub mod serve;
 pub mod sources;

@@ -11,6 +11,8 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use arc_swap::ArcSwapOption;
 use axum::Router;
@@ -18,6 +20,7 @@ use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use serde::Deserialize;
@@ -26,8 +29,10 @@ use serde_json::{Value, json};
 use crate::engine::{Answer, Claims, Headers, Request, Snapshot, Subject, split_url};
 
 pub mod authn;
+pub mod metrics;
 
 use authn::{Authenticator, Identity};
+use metrics::{Endpoint, Metrics};
 
 /// Largest request body read (for `j()` extractors and the JSON API).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -37,39 +42,118 @@ pub struct AppState {
     /// `None` until the first load: `/readyz` answers 503 and every decision denies.
     snapshot: ArcSwapOption<Snapshot>,
     authn: Arc<Authenticator>,
+    metrics: Metrics,
+    generation: AtomicU64,
+    /// Why the last reload kept the previous index, until a reload succeeds.
+    reload_error: ArcSwapOption<String>,
 }
 
 impl AppState {
     pub fn new(authn: Arc<Authenticator>) -> Arc<AppState> {
-        Arc::new(AppState { snapshot: ArcSwapOption::empty(), authn })
+        Arc::new(AppState {
+            snapshot: ArcSwapOption::empty(),
+            authn,
+            metrics: Metrics::default(),
+            generation: AtomicU64::new(0),
+            reload_error: ArcSwapOption::empty(),
+        })
     }
 
     /// Publishes a new snapshot; requests under way keep the one they loaded.
     pub fn publish(&self, snapshot: Snapshot) {
         self.snapshot.store(Some(Arc::new(snapshot)));
+        self.reload_error.store(None);
+        self.metrics.published(self.generation.fetch_add(1, Ordering::Relaxed) + 1);
+    }
+
+    /// Records a reload that kept the previous index.
+    pub fn reload_failed(&self, why: String) {
+        self.metrics.reload_failed();
+        self.reload_error.store(Some(Arc::new(why)));
+    }
+
+    /// Number of snapshots published so far.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
     }
 }
 
+/// Attached to a decision's response, for the metrics and the decision log.
+#[derive(Clone)]
+struct Decided(Arc<Answer>);
+
+/// Attached to a response that denies without deciding (unreadable request, no index).
+#[derive(Clone)]
+struct Failed(&'static str);
+
+/// Counts, times and logs every decision of one endpoint.
+async fn observe(
+    State((state, endpoint)): State<(Arc<AppState>, Endpoint)>,
+    request: axum::extract::Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let took = started.elapsed();
+    let result = if let Some(Decided(a)) = response.extensions().get::<Decided>() {
+        tracing::info!(
+            target: "turnstile::decision",
+            endpoint = ?endpoint,
+            user = a.user.as_deref().unwrap_or(""),
+            ou = a.ou.as_deref().unwrap_or(""),
+            operation = %a.operation,
+            allowed = a.allowed,
+            status = a.status,
+            rule = a.rule.as_deref().unwrap_or(""),
+            reason = %a.reason,
+        );
+        match a.status {
+            200 => metrics::Result::allowed,
+            401 => metrics::Result::unauthenticated,
+            _ => metrics::Result::denied,
+        }
+    } else {
+        let why = response.extensions().get::<Failed>().map_or("bad request", |f| f.0);
+        tracing::info!(target: "turnstile::decision", endpoint = ?endpoint, allowed = false, status = response.status().as_u16(), reason = why);
+        metrics::Result::error
+    };
+    state.metrics.decision(endpoint, result, took);
+    response
+}
+
 pub fn router(state: Arc<AppState>) -> Router {
+    let observed = |endpoint| middleware::from_fn_with_state((state.clone(), endpoint), observe);
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/v1/check", post(check))
+        .route("/metrics", get(metrics_text))
+        .route("/v1/check", post(check).layer(observed(Endpoint::check)))
         .route("/v1/allowed-operations", post(allowed_operations))
         .route("/v1/effective-permissions", post(effective_permissions))
-        .route("/authz/nginx", any(nginx))
-        .route("/authz/forward", any(forward))
-        .route("/authz/envoy", any(envoy))
-        .route("/authz/envoy/{*path}", any(envoy))
+        .route("/authz/nginx", any(nginx).layer(observed(Endpoint::nginx)))
+        .route("/authz/forward", any(forward).layer(observed(Endpoint::forward)))
+        .route("/authz/envoy", any(envoy).layer(observed(Endpoint::envoy)))
+        .route("/authz/envoy/{*path}", any(envoy).layer(observed(Endpoint::envoy)))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
+/// 503 until the first index; then 200, saying which generation serves and whether the last
+/// reload failed (the previous index keeps serving).
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    match state.snapshot.load().as_ref() {
-        Some(_) => (StatusCode::OK, "ready").into_response(),
-        None => (StatusCode::SERVICE_UNAVAILABLE, "no index loaded yet").into_response(),
+    if state.snapshot.load().is_none() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "no index loaded yet\n").into_response();
     }
+    let mut text = format!("ready: index generation {}\n", state.generation());
+    if let Some(e) = state.reload_error.load().as_ref() {
+        text.push_str(&format!("last reload failed, previous index kept: {e}\n"));
+    }
+    (StatusCode::OK, text).into_response()
+}
+
+async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
+    let content_type = [("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")];
+    (content_type, state.metrics.render()).into_response()
 }
 
 /// A client error: 400 with a message.
@@ -78,13 +162,17 @@ fn bad_request(message: impl Into<String>) -> Response {
     (StatusCode::BAD_REQUEST, axum::Json(json!({ "error": message }))).into_response()
 }
 
-/// An answer that cannot be given (no index yet): deny.
-fn unavailable() -> Response {
-    let reason = "no index loaded yet";
-    let mut r = (StatusCode::FORBIDDEN, axum::Json(json!({ "allowed": false, "status": 403, "reason": reason })))
-        .into_response();
-    r.headers_mut().insert("x-auth-reason", HeaderValue::from_static("no index loaded yet"));
+/// A denial given without deciding: the request cannot be read, or no index is loaded yet.
+fn refuse(reason: &'static str) -> Response {
+    let body = json!({ "allowed": false, "status": 403, "reason": reason });
+    let mut r = (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
+    r.headers_mut().insert("x-auth-reason", HeaderValue::from_static(reason));
+    r.extensions_mut().insert(Failed(reason));
     r
+}
+
+fn unavailable() -> Response {
+    refuse("no index loaded yet")
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, String> {
@@ -197,21 +285,11 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty())
 }
 
-/// A denial for a request the adapter cannot read.
-fn malformed(reason: &str) -> Response {
-    let body = json!({ "allowed": false, "status": 403, "reason": reason });
-    let mut r = (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
-    if let Ok(v) = HeaderValue::from_str(reason) {
-        r.headers_mut().insert("x-auth-reason", v);
-    }
-    r
-}
-
 /// ingress-nginx `auth-url` / nginx `auth_request`: `X-Original-Method` and
 /// `X-Original-URL` (else `X-Original-URI` with the `Host`).
 async fn nginx(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let Some(method) = header(&headers, "x-original-method") else {
-        return malformed("missing `X-Original-Method`");
+        return refuse("missing `X-Original-Method`");
     };
     let (host, path) = if let Some(url) = header(&headers, "x-original-url") {
         let (host, path) = split_url(url);
@@ -219,7 +297,7 @@ async fn nginx(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respon
     } else if let Some(uri) = header(&headers, "x-original-uri") {
         (header(&headers, "x-forwarded-host").or_else(|| header(&headers, "host")).unwrap_or_default(), uri)
     } else {
-        return malformed("missing `X-Original-URL` and `X-Original-URI`");
+        return refuse("missing `X-Original-URL` and `X-Original-URI`");
     };
     let original = Original { method: method.to_owned(), host: host.to_owned(), path: path.to_owned() };
     decide_proxied(&state, &headers, original, None).await
@@ -229,7 +307,7 @@ async fn nginx(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respon
 async fn forward(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let (Some(method), Some(uri)) = (header(&headers, "x-forwarded-method"), header(&headers, "x-forwarded-uri"))
     else {
-        return malformed("missing `X-Forwarded-Method` or `X-Forwarded-Uri`");
+        return refuse("missing `X-Forwarded-Method` or `X-Forwarded-Uri`");
     };
     let host = header(&headers, "x-forwarded-host").unwrap_or_default();
     let original = Original { method: method.to_owned(), host: host.to_owned(), path: uri.to_owned() };
@@ -260,7 +338,7 @@ async fn envoy(
 
 async fn decide_proxied(state: &AppState, headers: &HeaderMap, original: Original, body: Option<&Value>) -> Response {
     if !original.path.starts_with('/') {
-        return malformed("the original path does not start with `/`");
+        return refuse("the original path does not start with `/`");
     }
     let Some(snapshot) = state.snapshot.load_full() else { return unavailable() };
     let identity = state.authn.identify(headers).await.map_err(|e| e.to_string());
@@ -308,7 +386,10 @@ fn decision_response(mut answer: Answer, authn_error: Option<String>) -> Respons
             set("www-authenticate", "Bearer realm=\"turnstile\"");
         }
     }
-    (status, headers, axum::Json(answer)).into_response()
+    let decided = Decided(Arc::new(answer));
+    let mut response = (status, headers, axum::Json(&*decided.0)).into_response();
+    response.extensions_mut().insert(decided);
+    response
 }
 
 #[derive(Deserialize)]

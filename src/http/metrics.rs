@@ -1,0 +1,92 @@
+//! Prometheus metrics: decisions by endpoint and result, decision latency, and the index's
+//! generation, age and reload failures.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum Endpoint {
+    nginx,
+    forward,
+    envoy,
+    check,
+}
+
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum Result {
+    allowed,
+    denied,
+    unauthenticated,
+    /// The request could not be read, or no index was loaded: denied.
+    error,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    pub endpoint: Endpoint,
+    pub result: Result,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    decisions: Family<DecisionLabels, Counter>,
+    latency: Histogram,
+    generation: Gauge,
+    age: Gauge,
+    reload_failures: Counter,
+    loaded_at: AtomicI64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("turnstile");
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register("decisions", "Decisions by endpoint and result", decisions.clone());
+        let latency = Histogram::new(exponential_buckets(1e-6, 2.0, 20));
+        registry.register("decision_duration_seconds", "Time to decide, after the request is read", latency.clone());
+        let generation = Gauge::default();
+        registry.register("index_generation", "Number of indexes published since start", generation.clone());
+        let age = Gauge::default();
+        registry.register("index_age_seconds", "Seconds since the serving index was published", age.clone());
+        let reload_failures = Counter::default();
+        registry.register("reload_failures", "Reloads that kept the previous index", reload_failures.clone());
+        Metrics { registry, decisions, latency, generation, age, reload_failures, loaded_at: AtomicI64::new(0) }
+    }
+}
+
+impl Metrics {
+    pub fn decision(&self, endpoint: Endpoint, result: Result, took: Duration) {
+        self.decisions.get_or_create(&DecisionLabels { endpoint, result }).inc();
+        self.latency.observe(took.as_secs_f64());
+    }
+
+    pub fn published(&self, generation: u64) {
+        self.generation.set(generation as i64);
+        self.loaded_at.store(jiff::Timestamp::now().as_second(), Ordering::Relaxed);
+    }
+
+    pub fn reload_failed(&self) {
+        self.reload_failures.inc();
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let loaded = self.loaded_at.load(Ordering::Relaxed);
+        if loaded > 0 {
+            self.age.set(jiff::Timestamp::now().as_second() - loaded);
+        }
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

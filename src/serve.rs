@@ -1,0 +1,76 @@
+//! File mode (DESIGN §6): load a folder of manifests, publish its snapshot, and reload when a
+//! file changes. A reload whose files do not all parse keeps the previous index serving and
+//! is reported (log, `/readyz`, `turnstile_reload_failures_total`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+
+use crate::engine::Snapshot;
+use crate::http::AppState;
+use crate::sources::files;
+
+/// Quiet time after a change before reloading, so an editor's burst of writes is one reload.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// Loads `dir` and publishes it; on a file that cannot be used, keeps what is serving.
+/// Returns the number of objects published.
+pub fn reload(dir: &Path, state: &AppState) -> Result<usize, String> {
+    let loaded = match files::load(dir) {
+        Ok(l) => l,
+        Err(e) => {
+            let why = e.to_string();
+            tracing::error!("reload failed, previous index kept: {why}");
+            state.reload_failed(why.clone());
+            return Err(why);
+        }
+    };
+    if !loaded.problems.is_empty() {
+        for p in &loaded.problems {
+            tracing::error!("{p}");
+        }
+        let why = format!("{} (and {} more)", loaded.problems[0], loaded.problems.len() - 1);
+        let why = if loaded.problems.len() == 1 { loaded.problems[0].to_string() } else { why };
+        tracing::error!("reload failed, previous index kept");
+        state.reload_failed(why.clone());
+        return Err(why);
+    }
+    let (snapshot, report) = Snapshot::build(&loaded.definitions(), jiff::Timestamp::now());
+    for (kind, name, p) in report.errors() {
+        tracing::warn!("{kind}/{name} is not ready: {p}");
+    }
+    for (kind, name, p) in report.warnings() {
+        tracing::warn!("{kind}/{name}: {p}");
+    }
+    state.publish(snapshot);
+    tracing::info!(objects = loaded.resources.len(), generation = state.generation(), "index published");
+    Ok(loaded.resources.len())
+}
+
+/// Reloads `dir` whenever something under it changes. Keep the returned watcher alive.
+pub fn watch(dir: PathBuf, state: Arc<AppState>) -> notify::Result<RecommendedWatcher> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|e| !e.kind.is_access()) {
+            let _ = tx.send(());
+        }
+    })?;
+    watcher.watch(&dir, RecursiveMode::Recursive)?;
+    tokio::spawn(async move {
+        while rx.recv().await.is_some() {
+            // wait for the writes to settle
+            loop {
+                match tokio::time::timeout(DEBOUNCE, rx.recv()).await {
+                    Ok(Some(())) => continue,
+                    Ok(None) => return,
+                    Err(_) => break,
+                }
+            }
+            let (dir, state) = (dir.clone(), state.clone());
+            let _ = tokio::task::spawn_blocking(move || reload(&dir, &state)).await;
+        }
+    });
+    Ok(watcher)
+}

@@ -1,0 +1,91 @@
+//! File mode reloads on change: a new manifest changes decisions, a broken one keeps the last
+//! good index serving and is reported in `/readyz` and `/metrics`.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::json;
+use turnstile::http::authn::{Authenticator, AuthnConfig};
+use turnstile::http::{AppState, router};
+
+async fn delete_allowed(addr: std::net::SocketAddr) -> u16 {
+    let body = json!({"subject": {"user": "bob@example.com"}, "ou": "accounting", "method": "DELETE",
+                      "host": "api.example.com", "path": "/api/v1/policy-definitions/p-1"});
+    common::http(addr, "POST", "/v1/check", &[], &body.to_string()).await.status
+}
+
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..100 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what} did not happen within 5 s");
+}
+
+const GRANT: &str = "apiVersion: turnstile.dev/v1alpha1
+kind: UserBinding
+metadata: {name: bob-policy-admin}
+spec:
+  subjects: [{kind: User, name: bob@example.com}]
+  permissionSets: [policy-management-full]
+  organizationalUnits: [accounting]
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_are_picked_up_and_broken_files_keep_the_last_good_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/clumio");
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let state = AppState::new(Authenticator::new(AuthnConfig::default()).await);
+    assert!(turnstile::serve::reload(dir.path(), &state).is_ok());
+    let _watcher = turnstile::serve::watch(dir.path().to_owned(), state.clone()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
+
+    assert_eq!(delete_allowed(addr).await, 403, "bob is read-only at first");
+    std::fs::write(dir.path().join("grant.yaml"), GRANT).unwrap();
+    eventually("the new binding taking effect", async || delete_allowed(addr).await == 200).await;
+
+    // A broken file: the last good index (with the grant) keeps serving, and it is reported.
+    std::fs::write(dir.path().join("broken.yaml"), "kind: [unclosed").unwrap();
+    eventually("the failed reload being reported", async || {
+        common::http(addr, "GET", "/readyz", &[], "").await.body.contains("last reload failed")
+    })
+    .await;
+    let ready = common::http(addr, "GET", "/readyz", &[], "").await;
+    assert_eq!(ready.status, 200);
+    assert!(ready.body.contains("broken.yaml (document 1): not valid YAML"), "{}", ready.body);
+    assert_eq!(delete_allowed(addr).await, 200, "the last good index still serves");
+    let metrics = common::http(addr, "GET", "/metrics", &[], "").await.body;
+    assert!(metrics.contains("turnstile_reload_failures_total 1"), "{metrics}");
+    assert!(metrics.contains("turnstile_decisions_total{endpoint=\"check\",result=\"allowed\"}"), "{metrics}");
+    assert!(metrics.contains("turnstile_decision_duration_seconds_bucket"), "{metrics}");
+
+    // Fixing the folder (here: removing the grant too) publishes again.
+    std::fs::remove_file(dir.path().join("broken.yaml")).unwrap();
+    std::fs::remove_file(dir.path().join("grant.yaml")).unwrap();
+    eventually("the fixed folder being published", async || delete_allowed(addr).await == 403).await;
+    let ready = common::http(addr, "GET", "/readyz", &[], "").await;
+    assert!(!ready.body.contains("failed"), "{}", ready.body);
+}
+
+#[tokio::test]
+async fn a_folder_that_does_not_load_leaves_the_server_unready() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("broken.yaml"), "kind: [unclosed").unwrap();
+    let state = AppState::new(Authenticator::new(AuthnConfig::default()).await);
+    assert!(turnstile::serve::reload(dir.path(), &state).is_err());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
+    assert_eq!(common::http(addr, "GET", "/readyz", &[], "").await.status, 503);
+    assert_eq!(delete_allowed(addr).await, 403);
+}
