@@ -135,3 +135,24 @@ async fn not_ready_until_an_index_is_loaded_and_then_decisions_deny() {
     let ready = start(true).await;
     assert_eq!(call(ready, "GET", "/readyz", "").await.status, 200);
 }
+
+#[tokio::test]
+async fn oversized_input_is_denied_with_a_reason() {
+    let addr = start(true).await;
+    let long = format!("/authz/envoy/{}", "a/".repeat(5000));
+    let r = http(addr, "GET", &long, &[("X-Auth-Request-User", "u")], "").await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.header("x-auth-reason"), Some("the original path is longer than 8 KiB"));
+    let big = "x".repeat(20 * 1024);
+    let r = http(addr, "GET", "/authz/envoy/x", &[("X-A", &big), ("X-B", &big)], "").await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.header("x-auth-reason"), Some("the request headers are larger than 32 KiB"));
+    let body = format!("{{\"pad\": \"{}\"}}", "y".repeat(2 * 1024 * 1024));
+    let r = http(addr, "POST", "/authz/envoy/x", &[("Content-Type", "application/json")], &body).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.header("x-auth-reason"), Some("the request body is larger than 1 MiB or unreadable"));
+    let r = call(addr, "POST", "/v1/check", &body).await;
+    assert_eq!(r.status, 400);
+    // the server is still there
+    assert_eq!(http(addr, "GET", "/healthz", &[], "").await.status, 200);
+}

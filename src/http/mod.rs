@@ -19,6 +19,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -36,6 +37,10 @@ use metrics::{Endpoint, Metrics};
 
 /// Largest request body read (for `j()` extractors and the JSON API).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Longest original path (with query) decided; longer ones are denied.
+pub const MAX_PATH_BYTES: usize = 8 * 1024;
+/// Largest total size of a proxied request's headers; larger ones are denied.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 /// Shared by every request.
 pub struct AppState {
@@ -219,7 +224,8 @@ fn header_pairs(headers: &serde_json::Map<String, Value>) -> Result<Vec<(String,
     Ok(out)
 }
 
-async fn check(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+async fn check(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Response {
+    let Ok(body) = body else { return bad_request("request body is larger than 1 MiB or unreadable") };
     let input: CheckIn = match parse(&body) {
         Ok(i) => i,
         Err(e) => return bad_request(e),
@@ -321,8 +327,9 @@ async fn envoy(
     method: axum::http::Method,
     uri: axum::http::Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let Ok(body) = body else { return refuse("the request body is larger than 1 MiB or unreadable") };
     let rest = uri.path().strip_prefix("/authz/envoy").unwrap_or("");
     let mut path = if rest.is_empty() { "/".to_owned() } else { rest.to_owned() };
     if let Some(q) = uri.query() {
@@ -339,6 +346,12 @@ async fn envoy(
 async fn decide_proxied(state: &AppState, headers: &HeaderMap, original: Original, body: Option<&Value>) -> Response {
     if !original.path.starts_with('/') {
         return refuse("the original path does not start with `/`");
+    }
+    if original.path.len() > MAX_PATH_BYTES {
+        return refuse("the original path is longer than 8 KiB");
+    }
+    if headers.iter().map(|(k, v)| k.as_str().len() + v.len()).sum::<usize>() > MAX_HEADER_BYTES {
+        return refuse("the request headers are larger than 32 KiB");
     }
     let Some(snapshot) = state.snapshot.load_full() else { return unavailable() };
     let identity = state.authn.identify(headers).await.map_err(|e| e.to_string());
