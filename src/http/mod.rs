@@ -261,7 +261,7 @@ async fn check(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesReje
     } else {
         snapshot.decide(&req).answer()
     };
-    decision_response(answer, identity.err())
+    decision_response(answer, identity.err(), true)
 }
 
 fn claims_of<'a>(identity: Option<&'a Identity>, user_claim: &'a str) -> Claims<'a> {
@@ -293,7 +293,8 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 
 /// ingress-nginx `auth-url` / nginx `auth_request`: `X-Original-Method` and
 /// `X-Original-URL` (else `X-Original-URI` with the `Host`).
-async fn nginx(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+async fn nginx(State(state): State<Arc<AppState>>, request: axum::extract::Request) -> Response {
+    let headers = request.headers();
     let Some(method) = header(&headers, "x-original-method") else {
         return refuse("missing `X-Original-Method`");
     };
@@ -310,7 +311,8 @@ async fn nginx(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respon
 }
 
 /// Traefik ForwardAuth, Caddy `forward_auth`: `X-Forwarded-Method`, `-Host`, `-Uri`.
-async fn forward(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+async fn forward(State(state): State<Arc<AppState>>, request: axum::extract::Request) -> Response {
+    let headers = request.headers();
     let (Some(method), Some(uri)) = (header(&headers, "x-forwarded-method"), header(&headers, "x-forwarded-uri"))
     else {
         return refuse("missing `X-Forwarded-Method` or `X-Forwarded-Uri`");
@@ -368,12 +370,14 @@ async fn decide_proxied(state: &AppState, headers: &HeaderMap, original: Origina
         now: jiff::Timestamp::now(),
     };
     let answer = snapshot.decide(&req).answer();
-    decision_response(answer, identity.err())
+    decision_response(answer, identity.err(), false)
 }
 
 /// 200 with the `X-Auth-*` headers, 403 with `X-Auth-Reason`, or 401 with
 /// `WWW-Authenticate`; the answer as JSON.
-fn decision_response(mut answer: Answer, authn_error: Option<String>) -> Response {
+/// The answer; `full` puts it in the body of an allowed response too (proxies read only the
+/// headers of one, so the adapters leave it empty).
+fn decision_response(mut answer: Answer, authn_error: Option<String>, full: bool) -> Response {
     if answer.status == 401
         && let Some(e) = authn_error
     {
@@ -400,7 +404,11 @@ fn decision_response(mut answer: Answer, authn_error: Option<String>) -> Respons
         }
     }
     let decided = Decided(Arc::new(answer));
-    let mut response = (status, headers, axum::Json(&*decided.0)).into_response();
+    let mut response = if full || !decided.0.allowed {
+        (status, headers, axum::Json(&*decided.0)).into_response()
+    } else {
+        (status, headers).into_response()
+    };
     response.extensions_mut().insert(decided);
     response
 }
