@@ -295,31 +295,30 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 /// `X-Original-URL` (else `X-Original-URI` with the `Host`).
 async fn nginx(State(state): State<Arc<AppState>>, request: axum::extract::Request) -> Response {
     let headers = request.headers();
-    let Some(method) = header(&headers, "x-original-method") else {
+    let Some(method) = header(headers, "x-original-method") else {
         return refuse("missing `X-Original-Method`");
     };
-    let (host, path) = if let Some(url) = header(&headers, "x-original-url") {
+    let (host, path) = if let Some(url) = header(headers, "x-original-url") {
         let (host, path) = split_url(url);
-        (if host.is_empty() { header(&headers, "host").unwrap_or_default() } else { host }, path)
-    } else if let Some(uri) = header(&headers, "x-original-uri") {
-        (header(&headers, "x-forwarded-host").or_else(|| header(&headers, "host")).unwrap_or_default(), uri)
+        (if host.is_empty() { header(headers, "host").unwrap_or_default() } else { host }, path)
+    } else if let Some(uri) = header(headers, "x-original-uri") {
+        (header(headers, "x-forwarded-host").or_else(|| header(headers, "host")).unwrap_or_default(), uri)
     } else {
         return refuse("missing `X-Original-URL` and `X-Original-URI`");
     };
     let original = Original { method: method.to_owned(), host: host.to_owned(), path: path.to_owned() };
-    decide_proxied(&state, &headers, original, None).await
+    decide_proxied(&state, headers, original, None).await
 }
 
 /// Traefik ForwardAuth, Caddy `forward_auth`: `X-Forwarded-Method`, `-Host`, `-Uri`.
 async fn forward(State(state): State<Arc<AppState>>, request: axum::extract::Request) -> Response {
     let headers = request.headers();
-    let (Some(method), Some(uri)) = (header(&headers, "x-forwarded-method"), header(&headers, "x-forwarded-uri"))
-    else {
+    let (Some(method), Some(uri)) = (header(headers, "x-forwarded-method"), header(headers, "x-forwarded-uri")) else {
         return refuse("missing `X-Forwarded-Method` or `X-Forwarded-Uri`");
     };
-    let host = header(&headers, "x-forwarded-host").unwrap_or_default();
+    let host = header(headers, "x-forwarded-host").unwrap_or_default();
     let original = Original { method: method.to_owned(), host: host.to_owned(), path: uri.to_owned() };
-    decide_proxied(&state, &headers, original, None).await
+    decide_proxied(&state, headers, original, None).await
 }
 
 /// Envoy `ext_authz` HTTP service with `path_prefix: /authz/envoy`: the call's own method,
