@@ -31,3 +31,12 @@ non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
 echo "non-2xx responses: ${non2xx:-0}"
 awk -v t=$((after - before)) -v hz="$hz" -v n="$requests" \
   'BEGIN { printf "server CPU: %.2f s for %d decisions = %.2f us per decision\n", t / hz, n, t / hz / n * 1e6 }'
+
+# Baseline: the same server answering /healthz, i.e. the HTTP stack and the kernel's TCP alone.
+before=$(cpu)
+base=$(wrk -t1 -c"$conns" -d"${secs}s" http://127.0.0.1:$port/healthz)
+after=$(cpu)
+base_requests=$(echo "$base" | awk '/requests in/ {print $1}')
+echo "$base" | grep 'Requests/sec' | sed 's/^/healthz baseline /'
+awk -v t=$((after - before)) -v hz="$hz" -v n="$base_requests" \
+  'BEGIN { printf "healthz baseline CPU: %.2f us per request\n", t / hz / n * 1e6 }'

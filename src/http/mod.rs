@@ -83,9 +83,16 @@ impl AppState {
     }
 }
 
-/// Attached to a decision's response, for the metrics and the decision log.
+/// Attached to a decision's response, for the metrics and (when it is on) the decision log.
 #[derive(Clone)]
-struct Decided(Arc<Answer>);
+struct Decided {
+    status: u16,
+    answer: Option<Arc<Answer>>,
+}
+
+fn decision_log_enabled() -> bool {
+    tracing::enabled!(target: "turnstile::decision", tracing::Level::INFO)
+}
 
 /// Attached to a response that denies without deciding (unreadable request, no index).
 #[derive(Clone)]
@@ -100,8 +107,9 @@ async fn observe(
     let started = Instant::now();
     let response = next.run(request).await;
     let took = started.elapsed();
-    let result = if let Some(Decided(a)) = response.extensions().get::<Decided>() {
-        tracing::info!(
+    let result = if let Some(decided) = response.extensions().get::<Decided>() {
+        if let Some(a) = &decided.answer {
+            tracing::info!(
             target: "turnstile::decision",
             endpoint = ?endpoint,
             user = a.user.as_deref().unwrap_or(""),
@@ -111,8 +119,9 @@ async fn observe(
             status = a.status,
             rule = a.rule.as_deref().unwrap_or(""),
             reason = %a.reason,
-        );
-        match a.status {
+            );
+        }
+        match decided.status {
             200 => metrics::Result::allowed,
             401 => metrics::Result::unauthenticated,
             _ => metrics::Result::denied,
@@ -368,8 +377,29 @@ async fn decide_proxied(state: &AppState, headers: &HeaderMap, original: Origina
         ou: None,
         now: jiff::Timestamp::now(),
     };
-    let answer = snapshot.decide(&req).answer();
-    decision_response(answer, identity.err(), false)
+    let decision = snapshot.decide(&req);
+    if !decision.allowed() || decision_log_enabled() {
+        let answer = decision.answer();
+        return decision_response(answer, identity.as_ref().err().cloned(), false);
+    }
+    // The hot path: an allowed answer is its headers, written straight from the decision.
+    let mut headers = HeaderMap::with_capacity(5);
+    let groups = decision.groups().join(",");
+    let roles = decision.roles.join(",");
+    for (name, value) in [
+        ("x-auth-user", decision.user().unwrap_or_default()),
+        ("x-auth-groups", groups.as_str()),
+        ("x-auth-ou", decision.ou.unwrap_or_default()),
+        ("x-auth-role", roles.as_str()),
+        ("x-auth-operation", decision.operation),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.insert(HeaderName::from_static(name), v);
+        }
+    }
+    let mut response = (StatusCode::OK, headers).into_response();
+    response.extensions_mut().insert(Decided { status: 200, answer: None });
+    response
 }
 
 /// 200 with the `X-Auth-*` headers, 403 with `X-Auth-Reason`, or 401 with
@@ -402,12 +432,13 @@ fn decision_response(mut answer: Answer, authn_error: Option<String>, full: bool
             set("www-authenticate", "Bearer realm=\"turnstile\"");
         }
     }
-    let decided = Decided(Arc::new(answer));
-    let mut response = if full || !decided.0.allowed {
-        (status, headers, axum::Json(&*decided.0)).into_response()
+    let answer = Arc::new(answer);
+    let mut response = if full || !answer.allowed {
+        (status, headers, axum::Json(&*answer)).into_response()
     } else {
         (status, headers).into_response()
     };
+    let decided = Decided { status: answer.status, answer: Some(answer) };
     response.extensions_mut().insert(decided);
     response
 }
