@@ -47,6 +47,12 @@ pub struct ServeArgs {
     /// Treat requests without identity as `system:anonymous`.
     #[arg(long)]
     pub anonymous: bool,
+    /// Serve HTTPS with this certificate chain (PEM); needs `--tls-key`.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) for `--tls-cert`.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Log format.
     #[arg(long, value_enum, default_value_t)]
     pub log_format: LogFormat,
@@ -155,11 +161,28 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let _ = crate::serve::reload(&args.manifests, &state);
         let _watcher = crate::serve::watch(args.manifests.clone(), state.clone())
             .with_context(|| format!("cannot watch `{}`", args.manifests.display()))?;
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
-        tracing::info!("serving `{}` on http://{}", args.manifests.display(), listener.local_addr()?);
-        axum::serve(listener, crate::http::router(state)).with_graceful_shutdown(shutdown()).await?;
+        let app = crate::http::router(state);
+        if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+            // Two TLS backends are linked (through reqwest); name the one to use.
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .with_context(|| format!("cannot load `{}` and `{}`", cert.display(), key.display()))?;
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                shutdown().await;
+                stopper.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+            });
+            tracing::info!("serving `{}` on https://{}", args.manifests.display(), args.listen);
+            axum_server::bind_rustls(args.listen, tls).handle(handle).serve(app.into_make_service()).await?;
+        } else {
+            let listener = tokio::net::TcpListener::bind(args.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", args.listen))?;
+            tracing::info!("serving `{}` on http://{}", args.manifests.display(), listener.local_addr()?);
+            axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+        }
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
