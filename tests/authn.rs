@@ -60,17 +60,28 @@ async fn serve_jwks(initial: Value) -> Jwks {
     let keys = Arc::new(Mutex::new(initial));
     let fetches = Arc::new(AtomicUsize::new(0));
     let (k, f) = (keys.clone(), fetches.clone());
-    let app = axum::Router::new().route(
-        "/jwks",
-        axum::routing::get(move || {
-            let (k, f) = (k.clone(), f.clone());
-            async move {
-                f.fetch_add(1, Ordering::SeqCst);
-                axum::Json(k.lock().unwrap().clone())
-            }
-        }),
-    );
+    let base = Arc::new(Mutex::new(String::new()));
+    let b = base.clone();
+    let app = axum::Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            axum::routing::get(move || {
+                let b = b.clone();
+                async move { axum::Json(json!({"issuer": ISSUER, "jwks_uri": format!("{}/jwks", b.lock().unwrap())})) }
+            }),
+        )
+        .route(
+            "/jwks",
+            axum::routing::get(move || {
+                let (k, f) = (k.clone(), f.clone());
+                async move {
+                    f.fetch_add(1, Ordering::SeqCst);
+                    axum::Json(k.lock().unwrap().clone())
+                }
+            }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    *base.lock().unwrap() = format!("http://{}", listener.local_addr().unwrap());
     let url = format!("http://{}/jwks", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     Jwks { url, keys, fetches }
@@ -161,6 +172,23 @@ async fn valid_tokens_identify_and_every_attack_is_refused() {
         let err = authn.verify(token).await.expect_err(what);
         assert!(expected(&err), "{what}: {err:?}");
     }
+}
+
+#[tokio::test]
+async fn keys_are_found_by_oidc_discovery() {
+    let k = keys();
+    let jwks = serve_jwks(json!({"keys": [k.rsa_jwk.clone()]})).await;
+    // The discovery document lives under the issuer URL; here the test server plays the issuer.
+    let issuer = jwks.url.trim_end_matches("/jwks").to_owned();
+    let mut cfg = config(&jwks.url, 3600);
+    cfg.issuers[0].issuer = issuer.clone();
+    cfg.issuers[0].jwks_url = None;
+    cfg.issuers[0].discovery = true;
+    let authn = Authenticator::new(cfg).await;
+    let mut c = claims("dora");
+    c["iss"] = json!(issuer);
+    assert_eq!(authn.verify(&rs256(&k, "rsa-1", &c)).await.unwrap().user, "dora");
+    assert_eq!(jwks.fetches.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
