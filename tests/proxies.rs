@@ -160,7 +160,7 @@ http {{
     Running(child)
 }
 
-/// Caddy with `forward_auth` and `copy_headers`.
+/// Caddy with `forward_auth` and `copy_headers`, as `examples/integrations/Caddyfile` has it.
 fn caddy(dir: &Path, port: u16, authz: SocketAddr, upstream: SocketAddr) -> Running {
     require("caddy");
     let conf = format!(
@@ -170,11 +170,18 @@ fn caddy(dir: &Path, port: u16, authz: SocketAddr, upstream: SocketAddr) -> Runn
 }}
 http://:{port} {{
   bind 127.0.0.1
-  forward_auth {authz} {{
-    uri /authz/forward
-    copy_headers X-Auth-User X-Auth-Groups X-Auth-OU X-Auth-Role X-Auth-Operation
+  route {{
+    request_header -X-Auth-User
+    request_header -X-Auth-Groups
+    request_header -X-Auth-OU
+    request_header -X-Auth-Role
+    request_header -X-Auth-Operation
+    forward_auth {authz} {{
+      uri /authz/forward
+      copy_headers X-Auth-User X-Auth-Groups X-Auth-OU X-Auth-Role X-Auth-Operation
+    }}
+    reverse_proxy {upstream}
   }}
-  reverse_proxy {upstream}
 }}
 "#
     );
