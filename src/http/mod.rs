@@ -452,18 +452,24 @@ struct ViewIn {
     params: HashMap<String, String>,
 }
 
+/// The input of a UI view and the snapshot to answer it from.
+// The error is the handler's early reply, built once on a cold path.
+#[allow(clippy::result_large_err)]
+fn view_input(state: &AppState, body: &Bytes) -> Result<(ViewIn, Arc<Snapshot>), Response> {
+    let input: ViewIn = parse(body).map_err(bad_request)?;
+    let snapshot = state.snapshot.load_full().ok_or_else(unavailable)?;
+    Ok((input, snapshot))
+}
+
 async fn allowed_operations(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
-    let input: ViewIn = match parse(&body) {
-        Ok(i) => i,
-        Err(e) => return bad_request(e),
-    };
-    let Some(snapshot) = state.snapshot.load_full() else {
-        return unavailable();
+    let (input, snapshot) = match view_input(&state, &body) {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let subject = Subject { user: &input.subject.user, groups: &input.subject.groups };
     let ops = snapshot.allowed_operations(
         subject,
-        Claims::Subject { user_claim: "sub" },
+        Claims::Subject { user_claim: &state.authn.config().user_claim },
         input.ou.as_deref(),
         &input.params,
         jiff::Timestamp::now(),
@@ -472,12 +478,9 @@ async fn allowed_operations(State(state): State<Arc<AppState>>, body: Bytes) -> 
 }
 
 async fn effective_permissions(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
-    let input: ViewIn = match parse(&body) {
-        Ok(i) => i,
-        Err(e) => return bad_request(e),
-    };
-    let Some(snapshot) = state.snapshot.load_full() else {
-        return unavailable();
+    let (input, snapshot) = match view_input(&state, &body) {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let subject = Subject { user: &input.subject.user, groups: &input.subject.groups };
     match snapshot.effective_permissions(subject, input.ou.as_deref(), jiff::Timestamp::now()) {
