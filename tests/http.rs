@@ -153,6 +153,10 @@ async fn oversized_input_is_denied_with_a_reason() {
     assert_eq!(r.header("x-auth-reason"), Some("the request body is larger than 1 MiB or unreadable"));
     let r = call(addr, "POST", "/v1/check", &body).await;
     assert_eq!(r.status, 400);
+    let long_check = json!({"subject": {"user": "u"}, "method": "GET", "path": format!("/{}", "a".repeat(9000))});
+    let r = check(addr, long_check).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"], "the original path is longer than 8 KiB");
     // the server is still there
     assert_eq!(http(addr, "GET", "/healthz", &[], "").await.status, 200);
 }

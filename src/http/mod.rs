@@ -243,8 +243,9 @@ async fn check(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesReje
         Ok(h) => h,
         Err(e) => return bad_request(e),
     };
-    if !input.path.starts_with('/') {
-        return bad_request("`path` must start with `/`");
+    let original = Original { method: &input.method, host: &input.host, path: &input.path };
+    if let Some(problem) = original.problem() {
+        return bad_request(problem);
     }
     let Some(snapshot) = state.snapshot.load_full() else { return unavailable() };
     let identity = match (&input.subject, &input.token) {
@@ -252,18 +253,7 @@ async fn check(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesReje
         (Some(s), None) => Ok(Identity { user: s.user.clone(), groups: s.groups.clone(), claims: None }),
         (None, None) => Err("no `subject` or `token`".to_owned()),
     };
-    let user_claim = state.authn.config().user_claim.as_str();
-    let req = Request {
-        subject: identity.as_ref().ok().map(|i| Subject { user: &i.user, groups: &i.groups }),
-        claims: claims_of(identity.as_ref().ok(), user_claim),
-        method: &input.method,
-        host: &input.host,
-        path: &input.path,
-        headers: &headers,
-        body: input.body.as_ref(),
-        ou: input.ou.as_deref(),
-        now: jiff::Timestamp::now(),
-    };
+    let req = original.request(&state, identity.as_ref().ok(), &headers, input.body.as_ref(), input.ou.as_deref());
     let answer = if input.explain {
         let (d, trace) = snapshot.explain(&req);
         Answer { trace: Some(trace), ..d.answer() }
@@ -290,10 +280,46 @@ impl Headers for HttpHeaders<'_> {
 }
 
 /// The original request a proxy asks about.
-struct Original {
-    method: String,
-    host: String,
-    path: String,
+struct Original<'a> {
+    method: &'a str,
+    host: &'a str,
+    /// Path with query.
+    path: &'a str,
+}
+
+impl<'a> Original<'a> {
+    /// Why the original request cannot be decided, if it cannot.
+    fn problem(&self) -> Option<&'static str> {
+        if !self.path.starts_with('/') {
+            Some("the original path does not start with `/`")
+        } else if self.path.len() > MAX_PATH_BYTES {
+            Some("the original path is longer than 8 KiB")
+        } else {
+            None
+        }
+    }
+
+    /// The engine's request: this original, as the identity sends it.
+    fn request(
+        &self,
+        state: &'a AppState,
+        identity: Option<&'a Identity>,
+        headers: &'a dyn Headers,
+        body: Option<&'a Value>,
+        ou: Option<&'a str>,
+    ) -> Request<'a> {
+        Request {
+            subject: identity.map(|i| Subject { user: &i.user, groups: &i.groups }),
+            claims: claims_of(identity, &state.authn.config().user_claim),
+            method: self.method,
+            host: self.host,
+            path: self.path,
+            headers,
+            body,
+            ou,
+            now: jiff::Timestamp::now(),
+        }
+    }
 }
 
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -315,7 +341,7 @@ async fn nginx(State(state): State<Arc<AppState>>, request: axum::extract::Reque
     } else {
         return refuse("missing `X-Original-URL` and `X-Original-URI`");
     };
-    let original = Original { method: method.to_owned(), host: host.to_owned(), path: path.to_owned() };
+    let original = Original { method, host, path };
     decide_proxied(&state, headers, original, None).await
 }
 
@@ -326,7 +352,7 @@ async fn forward(State(state): State<Arc<AppState>>, request: axum::extract::Req
         return refuse("missing `X-Forwarded-Method` or `X-Forwarded-Uri`");
     };
     let host = header(headers, "x-forwarded-host").unwrap_or_default();
-    let original = Original { method: method.to_owned(), host: host.to_owned(), path: uri.to_owned() };
+    let original = Original { method, host, path: uri };
     decide_proxied(&state, headers, original, None).await
 }
 
@@ -347,36 +373,28 @@ async fn envoy(
         path.push_str(q);
     }
     let host = header(&headers, "host").unwrap_or_default();
-    let original = Original { method: method.as_str().to_owned(), host: host.to_owned(), path };
+    let original = Original { method: method.as_str(), host, path: &path };
     // A body that is not JSON leaves `j()` extractors without input: they deny.
     let json = (!body.is_empty()).then(|| serde_json::from_slice::<Value>(&body).ok()).flatten();
     decide_proxied(&state, &headers, original, json.as_ref()).await
 }
 
-async fn decide_proxied(state: &AppState, headers: &HeaderMap, original: Original, body: Option<&Value>) -> Response {
-    if !original.path.starts_with('/') {
-        return refuse("the original path does not start with `/`");
-    }
-    if original.path.len() > MAX_PATH_BYTES {
-        return refuse("the original path is longer than 8 KiB");
+async fn decide_proxied(
+    state: &AppState,
+    headers: &HeaderMap,
+    original: Original<'_>,
+    body: Option<&Value>,
+) -> Response {
+    if let Some(problem) = original.problem() {
+        return refuse(problem);
     }
     if headers.iter().map(|(k, v)| k.as_str().len() + v.len()).sum::<usize>() > MAX_HEADER_BYTES {
         return refuse("the request headers are larger than 32 KiB");
     }
     let Some(snapshot) = state.snapshot.load_full() else { return unavailable() };
     let identity = state.authn.identify(headers).await.map_err(|e| e.to_string());
-    let user_claim = state.authn.config().user_claim.as_str();
-    let req = Request {
-        subject: identity.as_ref().ok().map(|i| Subject { user: &i.user, groups: &i.groups }),
-        claims: claims_of(identity.as_ref().ok(), user_claim),
-        method: &original.method,
-        host: &original.host,
-        path: &original.path,
-        headers: &HttpHeaders(headers),
-        body,
-        ou: None,
-        now: jiff::Timestamp::now(),
-    };
+    let http_headers = HttpHeaders(headers);
+    let req = original.request(state, identity.as_ref().ok(), &http_headers, body, None);
     let decision = snapshot.decide(&req);
     if !decision.allowed() || decision_log_enabled() {
         let answer = decision.answer();
