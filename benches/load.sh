@@ -10,7 +10,7 @@ secs=${1:-10}
 conns=${2:-32}
 port=18080
 cargo build --release --quiet
-./target/release/turnstile serve --manifests examples --listen 127.0.0.1:$port \
+${PREFIX:-} ./target/release/turnstile serve --manifests examples --listen 127.0.0.1:$port \
   --trusted-headers --decision-log false 2>/dev/null &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT

@@ -161,7 +161,6 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let _ = crate::serve::reload(&args.manifests, &state);
         let _watcher = crate::serve::watch(args.manifests.clone(), state.clone())
             .with_context(|| format!("cannot watch `{}`", args.manifests.display()))?;
-        let app = crate::http::router(state);
         if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
             // Two TLS backends are linked (through reqwest); name the one to use.
             let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -175,13 +174,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 stopper.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
             });
             tracing::info!("serving `{}` on https://{}", args.manifests.display(), args.listen);
-            axum_server::bind_rustls(args.listen, tls).handle(handle).serve(app.into_make_service()).await?;
+            let service = tower::make::Shared::new(crate::http::Authorizer::new(state));
+            axum_server::bind_rustls(args.listen, tls).handle(handle).serve(service).await?;
         } else {
             let listener = tokio::net::TcpListener::bind(args.listen)
                 .await
                 .with_context(|| format!("cannot listen on {}", args.listen))?;
             tracing::info!("serving `{}` on http://{}", args.manifests.display(), listener.local_addr()?);
-            axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+            crate::http::serve(listener, state, shutdown()).await?;
         }
         anyhow::Ok(())
     })?;

@@ -8,7 +8,7 @@ use common::{Reply, http};
 use serde_json::{Value, json};
 use turnstile::engine::Snapshot;
 use turnstile::http::authn::{Authenticator, AuthnConfig};
-use turnstile::http::{AppState, router};
+use turnstile::http::{AppState, serve};
 use turnstile::sources::files;
 
 /// Starts a server on an ephemeral port; with `examples`, it serves the seed manifests.
@@ -21,7 +21,7 @@ async fn start(examples: bool) -> std::net::SocketAddr {
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
+    tokio::spawn(async move { serve(listener, state, std::future::pending()).await.unwrap() });
     addr
 }
 
@@ -89,6 +89,9 @@ async fn no_identity_is_401_and_malformed_input_is_400() {
     assert!(r.body.contains("given twice"), "{}", r.body);
     let r = check(addr, json!({"subject": {"user": "u"}, "method": "GET", "path": "/x", "extra": 1})).await;
     assert_eq!(r.status, 400);
+    let r = call(addr, "GET", "/v1/check", "").await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("POST"));
 }
 
 #[tokio::test]

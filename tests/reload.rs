@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use turnstile::http::authn::{Authenticator, AuthnConfig};
-use turnstile::http::{AppState, router};
+use turnstile::http::{AppState, serve};
 
 async fn delete_allowed(addr: std::net::SocketAddr) -> u16 {
     let body = json!({"subject": {"user": "bob@example.com"}, "ou": "accounting", "method": "DELETE",
@@ -48,7 +48,7 @@ async fn changes_are_picked_up_and_broken_files_keep_the_last_good_index() {
     let _watcher = turnstile::serve::watch(dir.path().to_owned(), state.clone()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
+    tokio::spawn(async move { serve(listener, state, std::future::pending()).await.unwrap() });
 
     assert_eq!(delete_allowed(addr).await, 403, "bob is read-only at first");
     std::fs::write(dir.path().join("grant.yaml"), GRANT).unwrap();
@@ -66,7 +66,10 @@ async fn changes_are_picked_up_and_broken_files_keep_the_last_good_index() {
     assert_eq!(delete_allowed(addr).await, 200, "the last good index still serves");
     let metrics = common::http(addr, "GET", "/metrics", &[], "").await.body;
     assert!(metrics.contains("turnstile_reload_failures_total 1"), "{metrics}");
-    assert!(metrics.contains("turnstile_decisions_total{endpoint=\"check\",result=\"allowed\"}"), "{metrics}");
+    // At least the first 403, then the 200 that ended the wait and the one after the broken file.
+    assert!(counted(&metrics, r#"turnstile_decisions_total{endpoint="check",result="denied"}"#) >= 1, "{metrics}");
+    assert!(counted(&metrics, r#"turnstile_decisions_total{endpoint="check",result="allowed"}"#) >= 2, "{metrics}");
+    assert_eq!(counted(&metrics, r#"turnstile_decisions_total{endpoint="nginx",result="allowed"}"#), 0, "{metrics}");
     assert!(metrics.contains("turnstile_decision_duration_seconds_bucket"), "{metrics}");
 
     // Fixing the folder (here: removing the grant too) publishes again.
@@ -85,7 +88,13 @@ async fn a_folder_that_does_not_load_leaves_the_server_unready() {
     assert!(turnstile::serve::reload(dir.path(), &state).is_err());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
+    tokio::spawn(async move { serve(listener, state, std::future::pending()).await.unwrap() });
     assert_eq!(common::http(addr, "GET", "/readyz", &[], "").await.status, 503);
     assert_eq!(delete_allowed(addr).await, 403);
+}
+
+/// The value of one series in the metrics text.
+fn counted(metrics: &str, series: &str) -> u64 {
+    let line = metrics.lines().find_map(|l| l.strip_prefix(series)).unwrap_or_else(|| panic!("no {series}"));
+    line.trim().parse().unwrap()
 }

@@ -10,22 +10,24 @@
 //! ```
 
 use std::collections::HashMap;
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use arc_swap::ArcSwapOption;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::DefaultBodyLimit;
-use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tower::Service;
+use tower::make::Shared;
 
 use crate::engine::{Answer, Claims, Headers, Request, Snapshot, Subject, split_url};
 
@@ -83,71 +85,144 @@ impl AppState {
     }
 }
 
-/// Attached to a decision's response, for the metrics and (when it is on) the decision log.
-#[derive(Clone)]
-struct Decided {
-    status: u16,
-    answer: Option<Arc<Answer>>,
+/// What a decision endpoint did, for the metrics and the decision log.
+enum Outcome {
+    /// Decided. The answer is kept only when the decision log is on.
+    Decided { status: u16, answer: Option<Box<Answer>> },
+    /// Answered without deciding: the request could not be read, or no index is loaded.
+    Refused { status: u16, reason: &'static str },
+}
+
+/// A decision endpoint's response and what it did.
+type Handled = (Response, Outcome);
+
+impl Outcome {
+    fn result(&self) -> metrics::Result {
+        match self {
+            Outcome::Decided { status: 200, .. } => metrics::Result::allowed,
+            Outcome::Decided { status: 401, .. } => metrics::Result::unauthenticated,
+            Outcome::Decided { .. } => metrics::Result::denied,
+            Outcome::Refused { .. } => metrics::Result::error,
+        }
+    }
+
+    fn log(&self, endpoint: Endpoint) {
+        match self {
+            Outcome::Decided { answer: Some(a), .. } => tracing::info!(
+                target: "turnstile::decision",
+                endpoint = ?endpoint,
+                user = a.user.as_deref().unwrap_or(""),
+                ou = a.ou.as_deref().unwrap_or(""),
+                operation = %a.operation,
+                allowed = a.allowed,
+                status = a.status,
+                rule = a.rule.as_deref().unwrap_or(""),
+                reason = %a.reason,
+            ),
+            // The decision log is off.
+            Outcome::Decided { answer: None, .. } => {}
+            Outcome::Refused { status, reason } => {
+                tracing::info!(target: "turnstile::decision", endpoint = ?endpoint, allowed = false, status, reason)
+            }
+        }
+    }
 }
 
 fn decision_log_enabled() -> bool {
     tracing::enabled!(target: "turnstile::decision", tracing::Level::INFO)
 }
 
-/// Attached to a response that denies without deciding (unreadable request, no index).
-#[derive(Clone)]
-struct Failed(&'static str);
+/// Serves the authorizer on `listener` until `shutdown` resolves, then lets the requests under
+/// way finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // Answers are small and latency counts: send each at once.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, Shared::new(Authorizer::new(state))).with_graceful_shutdown(shutdown).await
+}
 
-/// Counts, times and logs every decision of one endpoint.
-async fn observe(
-    State((state, endpoint)): State<(Arc<AppState>, Endpoint)>,
-    request: axum::extract::Request,
-    next: Next,
-) -> Response {
+/// Every request enters here. The decision endpoints are dispatched by path straight to their
+/// handler: they answer every request an ingress serves, and axum's router (a boxed service
+/// clone, a matched-path extension and boxed futures per request) costs more than a decision
+/// (`benches/load.sh`). Health, metrics and the UI views go through the router.
+#[derive(Clone)]
+pub struct Authorizer {
+    state: Arc<AppState>,
+    router: Router,
+}
+
+impl Authorizer {
+    pub fn new(state: Arc<AppState>) -> Authorizer {
+        Authorizer { router: router(state.clone()), state }
+    }
+}
+
+/// The decision endpoint serving `path`, if one does.
+fn endpoint(path: &str) -> Option<Endpoint> {
+    match path {
+        "/authz/nginx" => Some(Endpoint::nginx),
+        "/authz/forward" => Some(Endpoint::forward),
+        "/v1/check" => Some(Endpoint::check),
+        p if p == "/authz/envoy" || p.starts_with("/authz/envoy/") => Some(Endpoint::envoy),
+        _ => None,
+    }
+}
+
+type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+impl<B> Service<axum::http::Request<B>> for Authorizer
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: axum::http::Request<B>) -> ResponseFuture {
+        let request = request.map(Body::new);
+        match endpoint(request.uri().path()) {
+            Some(endpoint) => {
+                let state = self.state.clone();
+                Box::pin(async move { Ok(observe(&state, endpoint, request).await) })
+            }
+            None => Box::pin(self.router.call(request)),
+        }
+    }
+}
+
+/// Runs a decision endpoint, then counts, times and (when it is on) logs what it did.
+async fn observe(state: &AppState, endpoint: Endpoint, request: axum::extract::Request) -> Response {
     let started = Instant::now();
-    let response = next.run(request).await;
-    let took = started.elapsed();
-    let result = if let Some(decided) = response.extensions().get::<Decided>() {
-        if let Some(a) = &decided.answer {
-            tracing::info!(
-            target: "turnstile::decision",
-            endpoint = ?endpoint,
-            user = a.user.as_deref().unwrap_or(""),
-            ou = a.ou.as_deref().unwrap_or(""),
-            operation = %a.operation,
-            allowed = a.allowed,
-            status = a.status,
-            rule = a.rule.as_deref().unwrap_or(""),
-            reason = %a.reason,
-            );
-        }
-        match decided.status {
-            200 => metrics::Result::allowed,
-            401 => metrics::Result::unauthenticated,
-            _ => metrics::Result::denied,
-        }
-    } else {
-        let why = response.extensions().get::<Failed>().map_or("bad request", |f| f.0);
-        tracing::info!(target: "turnstile::decision", endpoint = ?endpoint, allowed = false, status = response.status().as_u16(), reason = why);
-        metrics::Result::error
+    let (response, outcome) = match endpoint {
+        Endpoint::nginx => nginx(state, request.headers()).await,
+        Endpoint::forward => forward(state, request.headers()).await,
+        Endpoint::envoy => envoy(state, request).await,
+        Endpoint::check => check(state, request).await,
     };
-    state.metrics.decision(endpoint, result, took);
+    state.metrics.decision(endpoint, outcome.result(), started.elapsed());
+    outcome.log(endpoint);
     response
 }
 
-pub fn router(state: Arc<AppState>) -> Router {
-    let observed = |endpoint| middleware::from_fn_with_state((state.clone(), endpoint), observe);
+/// Health, metrics and the UI views.
+fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .route("/v1/check", post(check).layer(observed(Endpoint::check)))
         .route("/v1/allowed-operations", post(allowed_operations))
         .route("/v1/effective-permissions", post(effective_permissions))
-        .route("/authz/nginx", any(nginx).layer(observed(Endpoint::nginx)))
-        .route("/authz/forward", any(forward).layer(observed(Endpoint::forward)))
-        .route("/authz/envoy", any(envoy).layer(observed(Endpoint::envoy)))
-        .route("/authz/envoy/{*path}", any(envoy).layer(observed(Endpoint::envoy)))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -177,16 +252,26 @@ fn bad_request(message: impl Into<String>) -> Response {
 }
 
 /// A denial given without deciding: the request cannot be read, or no index is loaded yet.
-fn refuse(reason: &'static str) -> Response {
+fn refusal(reason: &'static str) -> Response {
     let body = json!({ "allowed": false, "status": 403, "reason": reason });
     let mut r = (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
     r.headers_mut().insert("x-auth-reason", HeaderValue::from_static(reason));
-    r.extensions_mut().insert(Failed(reason));
     r
 }
 
+fn refuse(reason: &'static str) -> Handled {
+    (refusal(reason), Outcome::Refused { status: 403, reason })
+}
+
+const UNAVAILABLE: &str = "no index loaded yet";
+
 fn unavailable() -> Response {
-    refuse("no index loaded yet")
+    refusal(UNAVAILABLE)
+}
+
+/// A decision request that cannot be read: 400 with a message.
+fn malformed(message: impl Into<String>) -> Handled {
+    (bad_request(message), Outcome::Refused { status: 400, reason: "bad request" })
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, String> {
@@ -233,27 +318,33 @@ fn header_pairs(headers: &serde_json::Map<String, Value>) -> Result<Vec<(String,
     Ok(out)
 }
 
-async fn check(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Response {
-    let Ok(body) = body else { return bad_request("request body is larger than 1 MiB or unreadable") };
+async fn check(state: &AppState, request: axum::extract::Request) -> Handled {
+    if request.method() != Method::POST {
+        let response = (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")]).into_response();
+        return (response, Outcome::Refused { status: 405, reason: "method not allowed" });
+    }
+    let Ok(body) = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES).await else {
+        return malformed("request body is larger than 1 MiB or unreadable");
+    };
     let input: CheckIn = match parse(&body) {
         Ok(i) => i,
-        Err(e) => return bad_request(e),
+        Err(e) => return malformed(e),
     };
     let headers = match header_pairs(&input.headers) {
         Ok(h) => h,
-        Err(e) => return bad_request(e),
+        Err(e) => return malformed(e),
     };
     let original = Original { method: &input.method, host: &input.host, path: &input.path };
     if let Some(problem) = original.problem() {
-        return bad_request(problem);
+        return malformed(problem);
     }
-    let Some(snapshot) = state.snapshot.load_full() else { return unavailable() };
+    let Some(snapshot) = state.snapshot.load_full() else { return refuse(UNAVAILABLE) };
     let identity = match (&input.subject, &input.token) {
         (_, Some(token)) => state.authn.verify(token).await.map_err(|e| e.to_string()),
         (Some(s), None) => Ok(Identity { user: s.user.clone(), groups: s.groups.clone(), claims: None }),
         (None, None) => Err("no `subject` or `token`".to_owned()),
     };
-    let req = original.request(&state, identity.as_ref().ok(), &headers, input.body.as_ref(), input.ou.as_deref());
+    let req = original.request(state, identity.as_ref().ok(), &headers, input.body.as_ref(), input.ou.as_deref());
     let answer = if input.explain {
         let (d, trace) = snapshot.explain(&req);
         Answer { trace: Some(trace), ..d.answer() }
@@ -328,8 +419,7 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 
 /// ingress-nginx `auth-url` / nginx `auth_request`: `X-Original-Method` and
 /// `X-Original-URL` (else `X-Original-URI` with the `Host`).
-async fn nginx(State(state): State<Arc<AppState>>, request: axum::extract::Request) -> Response {
-    let headers = request.headers();
+async fn nginx(state: &AppState, headers: &HeaderMap) -> Handled {
     let Some(method) = header(headers, "x-original-method") else {
         return refuse("missing `X-Original-Method`");
     };
@@ -342,30 +432,27 @@ async fn nginx(State(state): State<Arc<AppState>>, request: axum::extract::Reque
         return refuse("missing `X-Original-URL` and `X-Original-URI`");
     };
     let original = Original { method, host, path };
-    decide_proxied(&state, headers, original, None).await
+    decide_proxied(state, headers, original, None).await
 }
 
 /// Traefik ForwardAuth, Caddy `forward_auth`: `X-Forwarded-Method`, `-Host`, `-Uri`.
-async fn forward(State(state): State<Arc<AppState>>, request: axum::extract::Request) -> Response {
-    let headers = request.headers();
+async fn forward(state: &AppState, headers: &HeaderMap) -> Handled {
     let (Some(method), Some(uri)) = (header(headers, "x-forwarded-method"), header(headers, "x-forwarded-uri")) else {
         return refuse("missing `X-Forwarded-Method` or `X-Forwarded-Uri`");
     };
     let host = header(headers, "x-forwarded-host").unwrap_or_default();
     let original = Original { method, host, path: uri };
-    decide_proxied(&state, headers, original, None).await
+    decide_proxied(state, headers, original, None).await
 }
 
 /// Envoy `ext_authz` HTTP service with `path_prefix: /authz/envoy`: the call's own method,
 /// the rest of its path and query, its `Host`, and its JSON body when one is sent.
-async fn envoy(
-    State(state): State<Arc<AppState>>,
-    method: axum::http::Method,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let Ok(body) = body else { return refuse("the request body is larger than 1 MiB or unreadable") };
+async fn envoy(state: &AppState, request: axum::extract::Request) -> Handled {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        return refuse("the request body is larger than 1 MiB or unreadable");
+    };
+    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
     let rest = uri.path().strip_prefix("/authz/envoy").unwrap_or("");
     let mut path = if rest.is_empty() { "/".to_owned() } else { rest.to_owned() };
     if let Some(q) = uri.query() {
@@ -376,7 +463,7 @@ async fn envoy(
     let original = Original { method: method.as_str(), host, path: &path };
     // A body that is not JSON leaves `j()` extractors without input: they deny.
     let json = (!body.is_empty()).then(|| serde_json::from_slice::<Value>(&body).ok()).flatten();
-    decide_proxied(&state, &headers, original, json.as_ref()).await
+    decide_proxied(state, &headers, original, json.as_ref()).await
 }
 
 async fn decide_proxied(
@@ -384,14 +471,14 @@ async fn decide_proxied(
     headers: &HeaderMap,
     original: Original<'_>,
     body: Option<&Value>,
-) -> Response {
+) -> Handled {
     if let Some(problem) = original.problem() {
         return refuse(problem);
     }
     if headers.iter().map(|(k, v)| k.as_str().len() + v.len()).sum::<usize>() > MAX_HEADER_BYTES {
         return refuse("the request headers are larger than 32 KiB");
     }
-    let Some(snapshot) = state.snapshot.load_full() else { return unavailable() };
+    let Some(snapshot) = state.snapshot.load_full() else { return refuse(UNAVAILABLE) };
     let identity = state.authn.identify(headers).await.map_err(|e| e.to_string());
     let http_headers = HttpHeaders(headers);
     let req = original.request(state, identity.as_ref().ok(), &http_headers, body, None);
@@ -415,16 +502,14 @@ async fn decide_proxied(
             headers.insert(HeaderName::from_static(name), v);
         }
     }
-    let mut response = (StatusCode::OK, headers).into_response();
-    response.extensions_mut().insert(Decided { status: 200, answer: None });
-    response
+    ((StatusCode::OK, headers).into_response(), Outcome::Decided { status: 200, answer: None })
 }
 
 /// 200 with the `X-Auth-*` headers, 403 with `X-Auth-Reason`, or 401 with
 /// `WWW-Authenticate`; the answer as JSON.
 /// The answer; `full` puts it in the body of an allowed response too (proxies read only the
 /// headers of one, so the adapters leave it empty).
-fn decision_response(mut answer: Answer, authn_error: Option<String>, full: bool) -> Response {
+fn decision_response(mut answer: Answer, authn_error: Option<String>, full: bool) -> Handled {
     if answer.status == 401
         && let Some(e) = authn_error
     {
@@ -450,15 +535,13 @@ fn decision_response(mut answer: Answer, authn_error: Option<String>, full: bool
             set("www-authenticate", "Bearer realm=\"turnstile\"");
         }
     }
-    let answer = Arc::new(answer);
-    let mut response = if full || !answer.allowed {
-        (status, headers, axum::Json(&*answer)).into_response()
+    let response = if full || !answer.allowed {
+        (status, headers, axum::Json(&answer)).into_response()
     } else {
         (status, headers).into_response()
     };
-    let decided = Decided { status: answer.status, answer: Some(answer) };
-    response.extensions_mut().insert(decided);
-    response
+    let status = answer.status;
+    (response, Outcome::Decided { status, answer: decision_log_enabled().then(|| Box::new(answer)) })
 }
 
 #[derive(Deserialize)]
