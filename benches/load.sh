@@ -1,42 +1,90 @@
 #!/usr/bin/env bash
 # Load benchmark: wrk against /authz/nginx on the examples, keep-alive HTTP/1.1, on this machine.
-# Prints wrk's figures and the server's CPU time per decision.
-#   bash benches/load.sh [seconds] [connections]
-# Needs wrk (apt-get install wrk). Identity comes from oauth2-proxy's trusted headers, so the
-# figure is the authorizer's own cost (a JWT signature check adds its own, see the README).
+#   bash benches/load.sh [seconds] [connections] [rounds]
+# Each round runs three servers in turn under the same wrk load and prints, for each, requests/s,
+# p50, p99 and the server's CPU time per request (user + system):
+#   decisions  turnstile deciding /authz/nginx (identity from oauth2-proxy's trusted headers, so the
+#              figure is the authorizer's own cost; a JWT adds its check, cached per token);
+#   healthz    the same server answering /healthz: its HTTP stack and the kernel's TCP alone;
+#   nginx      Debian's nginx answering `return 200` (when installed): this machine's floor.
+# The last lines are the medians over the rounds. Needs wrk (apt-get install wrk).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
 conns=${2:-32}
+rounds=${3:-3}
 port=18080
+work=$(mktemp -d)
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
 cargo build --release --quiet
-${PREFIX:-} ./target/release/turnstile serve --manifests examples --listen 127.0.0.1:$port \
+
+./target/release/turnstile serve --manifests examples --listen 127.0.0.1:$port \
   --trusted-headers --decision-log false 2>/dev/null &
-pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
+turnstile=$!
+pids+=("$turnstile")
 for _ in $(seq 50); do curl -fs http://127.0.0.1:$port/readyz >/dev/null 2>&1 && break; sleep 0.1; done
 
-cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }   # utime + stime, in clock ticks
-hz=$(getconf CLK_TCK)
-before=$(cpu)
-out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency \
-  -H 'X-Original-Method: GET' \
-  -H 'X-Original-URL: https://api.example.com/api/v1/policy-definitions/p-1?ou=accounting' \
-  -H 'X-Auth-Request-User: bob@example.com' \
-  http://127.0.0.1:$port/authz/nginx)
-after=$(cpu)
-echo "$out"
-requests=$(echo "$out" | awk '/requests in/ {print $1}')
-non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
-echo "non-2xx responses: ${non2xx:-0}"
-awk -v t=$((after - before)) -v hz="$hz" -v n="$requests" \
-  'BEGIN { printf "server CPU: %.2f s for %d decisions = %.2f us per decision\n", t / hz, n, t / hz / n * 1e6 }'
+nginx_pid=
+if command -v nginx >/dev/null; then
+  cat >"$work/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $work; proxy_temp_path $work; fastcgi_temp_path $work;
+  uwsgi_temp_path $work; scgi_temp_path $work;
+  server { listen 127.0.0.1:$((port + 1)); keepalive_requests 1000000000; location / { return 200; } }
+}
+EOF
+  nginx -c "$work/nginx.conf" &
+  nginx_pid=$!
+  pids+=("$nginx_pid")
+  sleep 0.5
+fi
 
-# Baseline: the same server answering /healthz, i.e. the HTTP stack and the kernel's TCP alone.
-before=$(cpu)
-base=$(wrk -t1 -c"$conns" -d"${secs}s" http://127.0.0.1:$port/healthz)
-after=$(cpu)
-base_requests=$(echo "$base" | awk '/requests in/ {print $1}')
-echo "$base" | grep 'Requests/sec' | sed 's/^/healthz baseline /'
-awk -v t=$((after - before)) -v hz="$hz" -v n="$base_requests" \
-  'BEGIN { printf "healthz baseline CPU: %.2f us per request\n", t / hz / n * 1e6 }'
+# run NAME PID URL: one wrk run; prints "NAME rps p50 p99 cpu user sys" (times in microseconds).
+run() {
+  local name=$1 pid=$2 url=$3 u0 s0 u1 s1 out
+  read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
+  out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency \
+    -H 'X-Original-Method: GET' \
+    -H 'X-Original-URL: https://api.example.com/api/v1/policy-definitions/p-1?ou=accounting' \
+    -H 'X-Auth-Request-User: bob@example.com' "$url")
+  read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
+  if echo "$out" | grep -q 'Non-2xx'; then
+    echo "$name: some answers were not 200:" >&2
+    echo "$out" >&2
+    exit 1
+  fi
+  echo "$out" | awk -v name="$name" -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v hz="$(getconf CLK_TCK)" '
+    function us(v) { if (v ~ /ms$/) return v * 1000; if (v ~ /us$/) return v + 0; return v * 1e6 }
+    /requests in/ { n = $1 }
+    /Requests\/sec/ { rps = $2 }
+    $1 == "50%" { p50 = us($2) }
+    $1 == "99%" { p99 = us($2) }
+    END { printf "%s %.0f %.0f %.0f %.2f %.2f %.2f\n", name, rps, p50, p99,
+            (u + s) / hz / n * 1e6, u / hz / n * 1e6, s / hz / n * 1e6 }'
+}
+
+results=$work/results
+for round in $(seq "$rounds"); do
+  run decisions "$turnstile" "http://127.0.0.1:$port/authz/nginx" | tee -a "$results"
+  run healthz "$turnstile" "http://127.0.0.1:$port/healthz" | tee -a "$results"
+  [ -n "$nginx_pid" ] && run nginx "$nginx_pid" "http://127.0.0.1:$((port + 1))/" | tee -a "$results"
+done | awk '{ printf "round: %-9s %7d req/s  p50 %5d us  p99 %5d us  CPU %6.2f us/request (user %.2f, system %.2f)\n",
+                $1, $2, $3, $4, $5, $6, $7 }'
+
+echo "median of $rounds rounds of ${secs}s, $conns connections:"
+for name in decisions healthz nginx; do
+  grep "^$name " "$results" >/dev/null || continue
+  for col in 2 3 4 5 6 7; do
+    grep "^$name " "$results" | awk -v c=$col '{print $c}' | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'
+  done | paste -sd' ' | awk -v name="$name" '{
+    printf "  %-9s %7d req/s  p50 %5d us  p99 %5d us  CPU %6.2f us/request (user %.2f, system %.2f)\n",
+      name, $1, $2, $3, $4, $5, $6 }'
+done
