@@ -124,7 +124,7 @@ async fn valid_tokens_identify_and_every_attack_is_refused() {
 
     let id = authn.verify(&rs256(&k, "rsa-1", &claims("alice"))).await.unwrap();
     assert_eq!((id.user.as_str(), id.groups.as_slice()), ("alice", &["finance".to_owned()][..]));
-    assert_eq!(id.claims.unwrap()["aud"], "turnstile");
+    assert_eq!(id.claims.as_ref().unwrap()["aud"], "turnstile");
     let mut h = Header::new(Algorithm::ES256);
     h.kid = Some("ec-1".into());
     let es = encode(&h, &claims("erin"), &EncodingKey::from_ec_pem(k.ec_private_pem.as_bytes()).unwrap()).unwrap();
@@ -207,6 +207,31 @@ async fn an_unknown_kid_refreshes_the_keys_at_a_limited_rate() {
     let fast = Authenticator::new(config(&jwks.url, 0)).await;
     *jwks.keys.lock().unwrap() = json!({"keys": [k.rsa_jwk.clone()]});
     assert_eq!(fast.verify(&rs256(&k, "rsa-1", &claims("late"))).await.unwrap().user, "late");
+}
+
+#[tokio::test]
+async fn a_verified_token_is_remembered_until_it_expires_or_a_refresh_withdraws_its_key() {
+    let k = keys();
+    let jwks = serve_jwks(json!({"keys": [k.rsa_jwk.clone(), k.ec_jwk.clone()]})).await;
+    let authn = Authenticator::new(AuthnConfig { leeway_seconds: 0, ..config(&jwks.url, 0) }).await;
+
+    let token = rs256(&k, "rsa-1", &claims("alice"));
+    let first = authn.verify(&token).await.unwrap();
+    assert!(Arc::ptr_eq(&first, &authn.verify(&token).await.unwrap()), "the second use is answered from memory");
+
+    // A token that expires within a second identifies until then, and not after.
+    let mut brief = claims("brief");
+    brief["exp"] = json!(now() + 1);
+    let brief = rs256(&k, "rsa-1", &brief);
+    assert_eq!(authn.verify(&brief).await.unwrap().user, "brief");
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert!(matches!(authn.verify(&brief).await, Err(AuthnError::Invalid(e)) if e.contains("Expired")));
+
+    // The issuer withdraws rsa-1; a token with an unknown kid makes the keys refresh, and the
+    // refresh forgets alice's verified token.
+    *jwks.keys.lock().unwrap() = json!({"keys": [k.ec_jwk.clone()]});
+    assert!(matches!(authn.verify(&rs256(&k, "rsa-2", &claims("x"))).await, Err(AuthnError::UnknownKey(_))));
+    assert!(matches!(authn.verify(&token).await, Err(AuthnError::UnknownKey(_))), "alice's key is gone");
 }
 
 async fn call(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String) {

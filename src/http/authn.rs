@@ -19,6 +19,8 @@ use serde_json::{Map, Value};
 
 /// Tokens longer than this are refused before any parsing.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Memory for verified tokens, counted as twice each token's length (the token and its claims).
+const TOKEN_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Authentication settings (the `authn` section of the config file).
 #[derive(Clone, Debug, Deserialize)]
@@ -45,6 +47,10 @@ pub struct AuthnConfig {
     /// An unknown `kid` refetches an issuer's keys at most this often, in seconds.
     #[serde(default = "default_refresh")]
     pub key_refresh_seconds: u64,
+    /// A verified token is answered from memory for at most this long (its `exp` may end it
+    /// sooner), in seconds; 0 checks every token every time.
+    #[serde(default = "default_token_cache")]
+    pub token_cache_seconds: u64,
 }
 
 impl Default for AuthnConfig {
@@ -57,6 +63,7 @@ impl Default for AuthnConfig {
             trusted_headers: false,
             anonymous: false,
             key_refresh_seconds: default_refresh(),
+            token_cache_seconds: default_token_cache(),
         }
     }
 }
@@ -72,6 +79,9 @@ fn default_leeway() -> u64 {
 }
 fn default_refresh() -> u64 {
     10
+}
+fn default_token_cache() -> u64 {
+    60
 }
 
 /// One trusted issuer.
@@ -190,6 +200,27 @@ pub struct Authenticator {
     config: AuthnConfig,
     issuers: Vec<Issuer>,
     http: reqwest::Client,
+    /// Tokens that verified, by their exact text: a client sends the same bearer token with
+    /// every request, and checking a signature costs far more than a decision
+    /// (`cargo bench --bench authn`). An entry lasts until the token's `exp` (with the leeway)
+    /// and at most `tokenCacheSeconds`; a refresh of any issuer's keys empties the cache, so a
+    /// key withdrawn from a set is not honoured past the refresh that sees it gone.
+    verified: quick_cache::sync::Cache<Box<str>, Verified, TokenWeight>,
+}
+
+#[derive(Clone)]
+struct Verified {
+    identity: Arc<Identity>,
+    until: Instant,
+}
+
+#[derive(Clone)]
+struct TokenWeight;
+
+impl quick_cache::Weighter<Box<str>, Verified> for TokenWeight {
+    fn weight(&self, token: &Box<str>, _: &Verified) -> u64 {
+        2 * token.len() as u64
+    }
 }
 
 #[derive(Deserialize)]
@@ -211,7 +242,8 @@ impl Authenticator {
                 last_refresh: tokio::sync::Mutex::new(None),
             })
             .collect();
-        let a = Arc::new(Authenticator { config, issuers, http });
+        let verified = quick_cache::sync::Cache::with_weighter(4096, TOKEN_CACHE_BYTES, TokenWeight);
+        let a = Arc::new(Authenticator { config, issuers, http, verified });
         for issuer in &a.issuers {
             if let Err(e) = a.refresh(issuer).await {
                 tracing::warn!(issuer = %issuer.config.issuer, "cannot load keys: {e}");
@@ -259,14 +291,39 @@ impl Authenticator {
         let keys: Vec<Key> = set.keys.iter().filter_map(key_of).collect();
         tracing::info!(issuer = %issuer.config.issuer, keys = keys.len(), "loaded keys");
         issuer.keys.store(Arc::new(keys));
+        self.verified.clear();
         Ok(())
     }
 
-    /// Verifies a bearer token.
-    pub async fn verify(&self, token: &str) -> Result<Identity, AuthnError> {
+    /// Verifies a bearer token, or finds it verified a moment ago.
+    pub async fn verify(&self, token: &str) -> Result<Arc<Identity>, AuthnError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthnError::TooLarge);
         }
+        if let Some(v) = self.verified.get(token) {
+            if v.until > Instant::now() {
+                return Ok(v.identity);
+            }
+            self.verified.remove(token);
+        }
+        let identity = Arc::new(self.check(token).await?);
+        if let Some(until) = self.cache_until(&identity) {
+            self.verified.insert(token.into(), Verified { identity: identity.clone(), until });
+        }
+        Ok(identity)
+    }
+
+    /// Until when a verified token may be answered from memory: its `exp` with the leeway, and
+    /// at most `tokenCacheSeconds` from now.
+    fn cache_until(&self, identity: &Identity) -> Option<Instant> {
+        let exp = identity.claims.as_ref()?.get("exp")?.as_f64()?;
+        let left = exp + self.config.leeway_seconds as f64 - jiff::Timestamp::now().as_duration().as_secs_f64();
+        let ttl = Duration::from_secs(self.config.token_cache_seconds);
+        (left > 0.0 && !ttl.is_zero()).then(|| Instant::now() + Duration::from_secs_f64(left).min(ttl))
+    }
+
+    /// Checks a token's signature and claims against its issuer.
+    async fn check(&self, token: &str) -> Result<Identity, AuthnError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthnError::Malformed)?;
         let iss = unverified_issuer(token).ok_or(AuthnError::Malformed)?;
         let issuer = self
@@ -329,7 +386,7 @@ impl Authenticator {
 
     /// The identity of a proxied request: a bearer token if one is sent (and then only the
     /// token), else trusted headers when enabled, else anonymous when enabled.
-    pub async fn identify(&self, headers: &axum::http::HeaderMap) -> Result<Identity, AuthnError> {
+    pub async fn identify(&self, headers: &axum::http::HeaderMap) -> Result<Arc<Identity>, AuthnError> {
         if let Some(auth) = headers.get(axum::http::header::AUTHORIZATION) {
             let auth = auth.to_str().map_err(|_| AuthnError::Malformed)?;
             let token = auth
@@ -348,14 +405,14 @@ impl Authenticator {
                 .and_then(|v| v.to_str().ok())
                 .map(|g| g.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_owned).collect())
                 .unwrap_or_default();
-            return Ok(Identity { user: user.to_owned(), groups, claims: None });
+            return Ok(Arc::new(Identity { user: user.to_owned(), groups, claims: None }));
         }
         if self.config.anonymous {
-            return Ok(Identity {
+            return Ok(Arc::new(Identity {
                 user: "system:anonymous".into(),
                 groups: vec!["system:unauthenticated".into()],
                 claims: None,
-            });
+            }));
         }
         Err(AuthnError::Missing)
     }

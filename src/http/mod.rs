@@ -341,10 +341,10 @@ async fn check(state: &AppState, request: axum::extract::Request) -> Handled {
     let Some(snapshot) = state.snapshot.load_full() else { return refuse(UNAVAILABLE) };
     let identity = match (&input.subject, &input.token) {
         (_, Some(token)) => state.authn.verify(token).await.map_err(|e| e.to_string()),
-        (Some(s), None) => Ok(Identity { user: s.user.clone(), groups: s.groups.clone(), claims: None }),
+        (Some(s), None) => Ok(Arc::new(Identity { user: s.user.clone(), groups: s.groups.clone(), claims: None })),
         (None, None) => Err("no `subject` or `token`".to_owned()),
     };
-    let req = original.request(state, identity.as_ref().ok(), &headers, input.body.as_ref(), input.ou.as_deref());
+    let req = original.request(state, identity.as_deref().ok(), &headers, input.body.as_ref(), input.ou.as_deref());
     let answer = if input.explain {
         let (d, trace) = snapshot.explain(&req);
         Answer { trace: Some(trace), ..d.answer() }
@@ -481,7 +481,7 @@ async fn decide_proxied(
     let Some(snapshot) = state.snapshot.load_full() else { return refuse(UNAVAILABLE) };
     let identity = state.authn.identify(headers).await.map_err(|e| e.to_string());
     let http_headers = HttpHeaders(headers);
-    let req = original.request(state, identity.as_ref().ok(), &http_headers, body, None);
+    let req = original.request(state, identity.as_deref().ok(), &http_headers, body, None);
     let decision = snapshot.decide(&req);
     if !decision.allowed() || decision_log_enabled() {
         let answer = decision.answer();
