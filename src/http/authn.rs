@@ -398,10 +398,10 @@ impl Authenticator {
         }
         if self.config.trusted_headers
             && let Some(user) =
-                headers.get("x-auth-request-user").and_then(|v| v.to_str().ok()).filter(|u| !u.is_empty())
+                headers.get(super::names::X_AUTH_REQUEST_USER).and_then(|v| v.to_str().ok()).filter(|u| !u.is_empty())
         {
             let groups = headers
-                .get("x-auth-request-groups")
+                .get(super::names::X_AUTH_REQUEST_GROUPS)
                 .and_then(|v| v.to_str().ok())
                 .map(|g| g.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_owned).collect())
                 .unwrap_or_default();

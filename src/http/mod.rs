@@ -34,6 +34,29 @@ use crate::engine::{Answer, Claims, Headers, Request, Snapshot, Subject, split_u
 pub mod authn;
 pub mod metrics;
 
+/// The headers the adapters read and answer with, parsed once.
+mod names {
+    use axum::http::HeaderName;
+
+    pub const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
+    pub const X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
+    pub const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
+    pub const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+    pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+    pub const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+    /// oauth2-proxy's identity, read only in trusted-header mode.
+    pub const X_AUTH_REQUEST_USER: HeaderName = HeaderName::from_static("x-auth-request-user");
+    pub const X_AUTH_REQUEST_GROUPS: HeaderName = HeaderName::from_static("x-auth-request-groups");
+    pub const X_AUTH_USER: HeaderName = HeaderName::from_static("x-auth-user");
+    pub const X_AUTH_GROUPS: HeaderName = HeaderName::from_static("x-auth-groups");
+    pub const X_AUTH_OU: HeaderName = HeaderName::from_static("x-auth-ou");
+    pub const X_AUTH_ROLE: HeaderName = HeaderName::from_static("x-auth-role");
+    pub const X_AUTH_OPERATION: HeaderName = HeaderName::from_static("x-auth-operation");
+    pub const X_AUTH_REASON: HeaderName = HeaderName::from_static("x-auth-reason");
+}
+
+use names::*;
+
 use authn::{Authenticator, Identity};
 use metrics::{Endpoint, Metrics};
 
@@ -255,7 +278,7 @@ fn bad_request(message: impl Into<String>) -> Response {
 fn refusal(reason: &'static str) -> Response {
     let body = json!({ "allowed": false, "status": 403, "reason": reason });
     let mut r = (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
-    r.headers_mut().insert("x-auth-reason", HeaderValue::from_static(reason));
+    r.headers_mut().insert(X_AUTH_REASON, HeaderValue::from_static(reason));
     r
 }
 
@@ -413,21 +436,21 @@ impl<'a> Original<'a> {
     }
 }
 
-fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+fn header<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty())
 }
 
 /// ingress-nginx `auth-url` / nginx `auth_request`: `X-Original-Method` and
 /// `X-Original-URL` (else `X-Original-URI` with the `Host`).
 async fn nginx(state: &AppState, headers: &HeaderMap) -> Handled {
-    let Some(method) = header(headers, "x-original-method") else {
+    let Some(method) = header(headers, &X_ORIGINAL_METHOD) else {
         return refuse("missing `X-Original-Method`");
     };
-    let (host, path) = if let Some(url) = header(headers, "x-original-url") {
+    let (host, path) = if let Some(url) = header(headers, &X_ORIGINAL_URL) {
         let (host, path) = split_url(url);
-        (if host.is_empty() { header(headers, "host").unwrap_or_default() } else { host }, path)
-    } else if let Some(uri) = header(headers, "x-original-uri") {
-        (header(headers, "x-forwarded-host").or_else(|| header(headers, "host")).unwrap_or_default(), uri)
+        (if host.is_empty() { header(headers, &header::HOST).unwrap_or_default() } else { host }, path)
+    } else if let Some(uri) = header(headers, &X_ORIGINAL_URI) {
+        (header(headers, &X_FORWARDED_HOST).or_else(|| header(headers, &header::HOST)).unwrap_or_default(), uri)
     } else {
         return refuse("missing `X-Original-URL` and `X-Original-URI`");
     };
@@ -437,10 +460,10 @@ async fn nginx(state: &AppState, headers: &HeaderMap) -> Handled {
 
 /// Traefik ForwardAuth, Caddy `forward_auth`: `X-Forwarded-Method`, `-Host`, `-Uri`.
 async fn forward(state: &AppState, headers: &HeaderMap) -> Handled {
-    let (Some(method), Some(uri)) = (header(headers, "x-forwarded-method"), header(headers, "x-forwarded-uri")) else {
+    let (Some(method), Some(uri)) = (header(headers, &X_FORWARDED_METHOD), header(headers, &X_FORWARDED_URI)) else {
         return refuse("missing `X-Forwarded-Method` or `X-Forwarded-Uri`");
     };
-    let host = header(headers, "x-forwarded-host").unwrap_or_default();
+    let host = header(headers, &X_FORWARDED_HOST).unwrap_or_default();
     let original = Original { method, host, path: uri };
     decide_proxied(state, headers, original, None).await
 }
@@ -459,7 +482,7 @@ async fn envoy(state: &AppState, request: axum::extract::Request) -> Handled {
         path.push('?');
         path.push_str(q);
     }
-    let host = header(&headers, "host").unwrap_or_default();
+    let host = header(&headers, &header::HOST).unwrap_or_default();
     let original = Original { method: method.as_str(), host, path: &path };
     // A body that is not JSON leaves `j()` extractors without input: they deny.
     let json = (!body.is_empty()).then(|| serde_json::from_slice::<Value>(&body).ok()).flatten();
@@ -492,14 +515,14 @@ async fn decide_proxied(
     let groups = decision.groups().join(",");
     let roles = decision.roles.join(",");
     for (name, value) in [
-        ("x-auth-user", decision.user().unwrap_or_default()),
-        ("x-auth-groups", groups.as_str()),
-        ("x-auth-ou", decision.ou.unwrap_or_default()),
-        ("x-auth-role", roles.as_str()),
-        ("x-auth-operation", decision.operation),
+        (X_AUTH_USER, decision.user().unwrap_or_default()),
+        (X_AUTH_GROUPS, groups.as_str()),
+        (X_AUTH_OU, decision.ou.unwrap_or_default()),
+        (X_AUTH_ROLE, roles.as_str()),
+        (X_AUTH_OPERATION, decision.operation),
     ] {
         if let Ok(v) = HeaderValue::from_str(value) {
-            headers.insert(HeaderName::from_static(name), v);
+            headers.insert(name, v);
         }
     }
     ((StatusCode::OK, headers).into_response(), Outcome::Decided { status: 200, answer: None })
@@ -517,22 +540,22 @@ fn decision_response(mut answer: Answer, authn_error: Option<String>, full: bool
     }
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::FORBIDDEN);
     let mut headers = HeaderMap::new();
-    let mut set = |name: &'static str, value: &str| {
+    let mut set = |name: HeaderName, value: &str| {
         // A value that cannot be a header (control characters) is left out; the body has it.
         if let Ok(v) = HeaderValue::from_str(value) {
-            headers.insert(HeaderName::from_static(name), v);
+            headers.insert(name, v);
         }
     };
     if answer.allowed {
-        set("x-auth-user", answer.user.as_deref().unwrap_or_default());
-        set("x-auth-groups", &answer.groups.join(","));
-        set("x-auth-ou", answer.ou.as_deref().unwrap_or_default());
-        set("x-auth-role", &answer.roles.join(","));
-        set("x-auth-operation", &answer.operation);
+        set(X_AUTH_USER, answer.user.as_deref().unwrap_or_default());
+        set(X_AUTH_GROUPS, &answer.groups.join(","));
+        set(X_AUTH_OU, answer.ou.as_deref().unwrap_or_default());
+        set(X_AUTH_ROLE, &answer.roles.join(","));
+        set(X_AUTH_OPERATION, &answer.operation);
     } else {
-        set("x-auth-reason", &answer.reason);
+        set(X_AUTH_REASON, &answer.reason);
         if answer.status == 401 {
-            set("www-authenticate", "Bearer realm=\"turnstile\"");
+            set(header::WWW_AUTHENTICATE, "Bearer realm=\"turnstile\"");
         }
     }
     let response = if full || !answer.allowed {
