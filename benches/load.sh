@@ -8,6 +8,8 @@
 #   healthz    the same server answering /healthz: its HTTP stack and the kernel's TCP alone;
 #   nginx      Debian's nginx answering `return 200` (when installed): this machine's floor.
 # The last lines are the medians over the rounds. Needs wrk (apt-get install wrk).
+# The server runs one worker thread (WORKERS=2 for two), leaving the other core to wrk, as nginx
+# runs one worker process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
@@ -19,7 +21,7 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
 cargo build --release --quiet
 
-./target/release/turnstile serve --manifests examples --listen 127.0.0.1:$port \
+./target/release/turnstile serve --manifests examples --listen 127.0.0.1:$port --workers "${WORKERS:-1}" \
   --trusted-headers --decision-log false 2>/dev/null &
 turnstile=$!
 pids+=("$turnstile")

@@ -53,6 +53,10 @@ pub struct ServeArgs {
     /// Private key (PEM) for `--tls-cert`.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Threads answering requests [default: one per CPU the process may use]. Fewer leave
+    /// room for a proxy or load generator on the same machine.
+    #[arg(long)]
+    pub workers: Option<std::num::NonZeroUsize>,
     /// Log format.
     #[arg(long, value_enum, default_value_t)]
     pub log_format: LogFormat,
@@ -152,7 +156,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     config.authn.trusted_headers |= args.trusted_headers;
     config.authn.anonymous |= args.anonymous;
-    let runtime = tokio::runtime::Runtime::new()?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.workers {
+        runtime.worker_threads(n.get());
+    }
+    let runtime = runtime.enable_all().build()?;
     runtime.block_on(async {
         let authn = crate::http::authn::Authenticator::new(config.authn).await;
         let state = crate::http::AppState::new(authn);

@@ -112,7 +112,7 @@ fn serve_answers_on_its_port_and_stops_on_sigterm() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let addr = format!("127.0.0.1:{port}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_turnstile"))
-        .args(["serve", "--manifests", "examples", "--listen", &addr])
+        .args(["serve", "--manifests", "examples", "--listen", &addr, "--workers", "1"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stderr(std::process::Stdio::null())
         .spawn()
