@@ -5,9 +5,10 @@
 # p50, p99 and the server's CPU time per request (user + system):
 #   decisions  turnstile deciding /authz/nginx (identity from oauth2-proxy's trusted headers, so the
 #              figure is the authorizer's own cost; a JWT adds its check, cached per token);
+#   jwt        the same, identity from an RS256 bearer token (checked once, then remembered);
 #   healthz    the same server answering /healthz: its HTTP stack and the kernel's TCP alone;
 #   nginx      Debian's nginx answering `return 200` (when installed): this machine's floor.
-# The last lines are the medians over the rounds. Needs wrk (apt-get install wrk).
+# The last lines are the medians over the rounds. Needs wrk (apt-get install wrk) and openssl.
 # The server runs one worker thread (WORKERS=2 for two), leaving the other core to wrk, as nginx
 # runs one worker process.
 set -euo pipefail
@@ -21,8 +22,25 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
 cargo build --release --quiet
 
+# An RS256 key, its JWKS, an issuer configured with it, and a token for bob valid for an hour.
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+openssl genrsa -out "$work/key.pem" 2048 2>/dev/null
+n=$(openssl rsa -in "$work/key.pem" -noout -modulus | cut -d= -f2 | basenc --base16 -d | b64url)
+echo "{\"keys\": [{\"kty\": \"RSA\", \"kid\": \"load\", \"n\": \"$n\", \"e\": \"AQAB\"}]}" >"$work/jwks.json"
+cat >"$work/config.yaml" <<EOF
+authn:
+  issuers:
+    - issuer: https://issuer.load
+      audiences: [turnstile]
+      algorithms: [RS256]
+      jwksFile: $work/jwks.json
+EOF
+claims="{\"iss\": \"https://issuer.load\", \"aud\": \"turnstile\", \"sub\": \"bob@example.com\", \"exp\": $(($(date +%s) + 3600))}"
+unsigned="$(printf '%s' '{"alg": "RS256", "kid": "load"}' | b64url).$(printf '%s' "$claims" | b64url)"
+token="$unsigned.$(printf '%s' "$unsigned" | openssl dgst -sha256 -sign "$work/key.pem" | b64url)"
+
 ./target/release/turnstile serve --manifests examples --listen 127.0.0.1:$port --workers "${WORKERS:-1}" \
-  --trusted-headers --decision-log false 2>/dev/null &
+  --config "$work/config.yaml" --trusted-headers --decision-log false 2>/dev/null &
 turnstile=$!
 pids+=("$turnstile")
 for _ in $(seq 50); do curl -fs http://127.0.0.1:$port/readyz >/dev/null 2>&1 && break; sleep 0.1; done
@@ -49,14 +67,16 @@ EOF
   sleep 0.5
 fi
 
-# run NAME PID URL: one wrk run; prints "NAME rps p50 p99 cpu user sys" (times in microseconds).
+# run NAME PID URL [wrk options]: one wrk run; prints "NAME rps p50 p99 cpu user sys" (times in
+# microseconds).
 run() {
   local name=$1 pid=$2 url=$3 u0 s0 u1 s1 out
+  shift 3
   read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
   out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency \
     -H 'X-Original-Method: GET' \
     -H 'X-Original-URL: https://api.example.com/api/v1/policy-definitions/p-1?ou=accounting' \
-    -H 'X-Auth-Request-User: bob@example.com' "$url")
+    -H 'X-Auth-Request-User: bob@example.com' "$@" "$url")
   read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
   if echo "$out" | grep -q 'Non-2xx'; then
     echo "$name: some answers were not 200:" >&2
@@ -76,13 +96,14 @@ run() {
 results=$work/results
 for round in $(seq "$rounds"); do
   run decisions "$turnstile" "http://127.0.0.1:$port/authz/nginx" | tee -a "$results"
+  run jwt "$turnstile" "http://127.0.0.1:$port/authz/nginx" -H "Authorization: Bearer $token" | tee -a "$results"
   run healthz "$turnstile" "http://127.0.0.1:$port/healthz" | tee -a "$results"
   [ -n "$nginx_pid" ] && run nginx "$nginx_pid" "http://127.0.0.1:$((port + 1))/" | tee -a "$results"
 done | awk '{ printf "round: %-9s %7d req/s  p50 %5d us  p99 %5d us  CPU %6.2f us/request (user %.2f, system %.2f)\n",
                 $1, $2, $3, $4, $5, $6, $7 }'
 
 echo "median of $rounds rounds of ${secs}s, $conns connections:"
-for name in decisions healthz nginx; do
+for name in decisions jwt healthz nginx; do
   grep "^$name " "$results" >/dev/null || continue
   for col in 2 3 4 5 6 7; do
     grep "^$name " "$results" | awk -v c=$col '{print $c}' | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'
