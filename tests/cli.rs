@@ -2,6 +2,8 @@
 
 use std::process::Command;
 
+use serde_json::{Value, json};
+
 fn turnstile(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_turnstile"))
         .args(args)
@@ -107,26 +109,27 @@ fn every_command_has_help() {
 }
 
 #[test]
-fn serve_answers_on_its_port_and_stops_on_sigterm() {
+fn serve_answers_logs_each_decision_and_stops_on_sigterm() {
     use std::io::{Read, Write};
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let addr = format!("127.0.0.1:{port}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_turnstile"))
         .args(["serve", "--manifests", "examples", "--listen", &addr, "--workers", "1"])
+        .args(["--trusted-headers", "--log-format", "json"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let get = |path: &str| -> Option<String> {
+    let get = |path: &str, headers: &str| -> Option<String> {
         let mut s = std::net::TcpStream::connect(&addr).ok()?;
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n").ok()?;
         let mut out = String::new();
         s.read_to_string(&mut out).ok()?;
         Some(out)
     };
     let mut ready = None;
     for _ in 0..100 {
-        ready = get("/readyz");
+        ready = get("/readyz", "");
         if ready.is_some() {
             break;
         }
@@ -134,10 +137,38 @@ fn serve_answers_on_its_port_and_stops_on_sigterm() {
     }
     let ready = ready.expect("the server answers within 5 s");
     assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    let ask = |method: &str| {
+        let url = "X-Original-URL: https://api.example.com/api/v1/policy-definitions/p-1?ou=accounting\r\n";
+        get("/authz/nginx", &format!("X-Original-Method: {method}\r\n{url}X-Auth-Request-User: bob@example.com\r\n"))
+            .unwrap()
+    };
+    assert!(ask("GET").starts_with("HTTP/1.1 200"));
+    assert!(ask("DELETE").starts_with("HTTP/1.1 403"));
+
     let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
     let status = child.wait().unwrap();
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
+    let mut log = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    let decisions: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["target"] == "turnstile::decision")
+        .map(|v| v["fields"].clone())
+        .collect();
+    assert_eq!(decisions.len(), 2, "{log}");
+    let expected = [
+        json!({"endpoint": "nginx", "user": "bob@example.com", "ou": "accounting", "allowed": true, "status": 200,
+               "operation": "ReadPolicyDefinition", "rule": "PermissionSet/policy-management-partial/operations"}),
+        json!({"endpoint": "nginx", "user": "bob@example.com", "ou": "accounting", "allowed": false, "status": 403,
+               "operation": "DeletePolicyDefinition"}),
+    ];
+    for (logged, expected) in decisions.iter().zip(expected) {
+        for (field, value) in expected.as_object().unwrap() {
+            assert_eq!(&logged[field], value, "{field} in {logged}");
+        }
+    }
 }
 
 #[tokio::test]
