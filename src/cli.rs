@@ -179,17 +179,19 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             let stopper = handle.clone();
             tokio::spawn(async move {
                 shutdown().await;
-                stopper.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+                stopper.graceful_shutdown(Some(crate::http::DRAIN_TIMEOUT));
             });
             tracing::info!("serving `{}` on https://{}", args.manifests.display(), args.listen);
             let service = tower::make::Shared::new(crate::http::Authorizer::new(state));
-            axum_server::bind_rustls(args.listen, tls).handle(handle).serve(service).await?;
+            let mut server = axum_server::bind_rustls(args.listen, tls).handle(handle);
+            crate::http::configure(server.http_builder(), crate::http::HEADER_READ_TIMEOUT);
+            server.serve(service).await?;
         } else {
             let listener = tokio::net::TcpListener::bind(args.listen)
                 .await
                 .with_context(|| format!("cannot listen on {}", args.listen))?;
             tracing::info!("serving `{}` on http://{}", args.manifests.display(), listener.local_addr()?);
-            crate::http::serve(listener, state, shutdown()).await?;
+            crate::http::serve(listener, state, crate::http::HEADER_READ_TIMEOUT, shutdown()).await?;
         }
         anyhow::Ok(())
     })?;

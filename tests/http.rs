@@ -8,7 +8,7 @@ use common::{Reply, http};
 use serde_json::{Value, json};
 use turnstile::engine::Snapshot;
 use turnstile::http::authn::{Authenticator, AuthnConfig};
-use turnstile::http::{AppState, serve};
+use turnstile::http::{AppState, HEADER_READ_TIMEOUT, serve};
 use turnstile::sources::files;
 
 /// Starts a server on an ephemeral port; with `examples`, it serves the seed manifests.
@@ -21,7 +21,7 @@ async fn start(examples: bool) -> std::net::SocketAddr {
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { serve(listener, state, std::future::pending()).await.unwrap() });
+    tokio::spawn(async move { serve(listener, state, HEADER_READ_TIMEOUT, std::future::pending()).await.unwrap() });
     addr
 }
 
@@ -162,4 +162,22 @@ async fn oversized_input_is_denied_with_a_reason() {
     assert_eq!(r.json()["error"], "the original path is longer than 8 KiB");
     // the server is still there
     assert_eq!(http(addr, "GET", "/healthz", &[], "").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_client_that_trickles_its_headers_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let state = AppState::new(Authenticator::new(AuthnConfig::default()).await);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let timeout = std::time::Duration::from_millis(300);
+    tokio::spawn(async move { serve(listener, state, timeout, std::future::pending()).await.unwrap() });
+
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), slow.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the server closes the connection instead of waiting for the headers");
+    // A client that sends its request promptly is answered.
+    assert_eq!(call(addr, "GET", "/healthz", "").await.status, 200);
 }

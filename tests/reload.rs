@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use turnstile::http::authn::{Authenticator, AuthnConfig};
-use turnstile::http::{AppState, serve};
+use turnstile::http::{AppState, HEADER_READ_TIMEOUT, serve};
 
 async fn delete_allowed(addr: std::net::SocketAddr) -> u16 {
     let body = json!({"subject": {"user": "bob@example.com"}, "ou": "accounting", "method": "DELETE",
@@ -48,7 +48,7 @@ async fn changes_are_picked_up_and_broken_files_keep_the_last_good_index() {
     let _watcher = turnstile::serve::watch(dir.path().to_owned(), state.clone()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { serve(listener, state, std::future::pending()).await.unwrap() });
+    tokio::spawn(async move { serve(listener, state, HEADER_READ_TIMEOUT, std::future::pending()).await.unwrap() });
 
     assert_eq!(delete_allowed(addr).await, 403, "bob is read-only at first");
     std::fs::write(dir.path().join("grant.yaml"), GRANT).unwrap();
@@ -88,7 +88,7 @@ async fn a_folder_that_does_not_load_leaves_the_server_unready() {
     assert!(turnstile::serve::reload(dir.path(), &state).is_err());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { serve(listener, state, std::future::pending()).await.unwrap() });
+    tokio::spawn(async move { serve(listener, state, HEADER_READ_TIMEOUT, std::future::pending()).await.unwrap() });
     assert_eq!(common::http(addr, "GET", "/readyz", &[], "").await.status, 503);
     assert_eq!(delete_allowed(addr).await, 403);
 }

@@ -27,12 +27,14 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tower::Service;
-use tower::make::Shared;
 
 use crate::engine::{Answer, Claims, Headers, Request, Snapshot, Subject, split_url};
 
 pub mod authn;
 pub mod metrics;
+mod server;
+
+pub use server::{DRAIN_TIMEOUT, HEADER_READ_TIMEOUT, configure, serve};
 
 /// The headers the adapters read and answer with, parsed once.
 mod names {
@@ -153,21 +155,6 @@ impl Outcome {
 
 fn decision_log_enabled() -> bool {
     tracing::enabled!(target: "turnstile::decision", tracing::Level::INFO)
-}
-
-/// Serves the authorizer on `listener` until `shutdown` resolves, then lets the requests under
-/// way finish.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: Arc<AppState>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    // Answers are small and latency counts: send each at once.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, Shared::new(Authorizer::new(state))).with_graceful_shutdown(shutdown).await
 }
 
 /// Every request enters here. The decision endpoints are dispatched by path straight to their
