@@ -269,6 +269,7 @@ fn refusal(reason: &'static str) -> Response {
     r
 }
 
+/// The same, from a decision endpoint: counted and logged as refused.
 fn refuse(reason: &'static str) -> Handled {
     (refusal(reason), Outcome::Refused { status: 403, reason })
 }
