@@ -89,6 +89,7 @@ pub fn definitions(size: &Size, rng: &mut Rng) -> Definitions {
             meta: Meta::named(format!("svc-{c}")),
             hosts: Some(vec![format!("svc-{c}.example.com")]),
             path_prefix: Some(format!("/svc-{c}/v1")),
+            unmatched: Default::default(),
             operations,
         });
     }

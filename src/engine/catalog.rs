@@ -387,6 +387,7 @@ mod tests {
             meta: Meta::named(name),
             hosts: hosts.map(|h| h.iter().map(|s| s.to_string()).collect()),
             path_prefix: prefix.map(Into::into),
+            unmatched: Default::default(),
             operations: ops,
         }
     }

@@ -70,6 +70,8 @@ pub enum Denial<'a> {
     UnknownOu(Cow<'a, str>),
     /// The resource is listed by an OU that is not in the index.
     ResourceInUnknownOu(Cow<'a, str>),
+    /// The resource is listed by two or more OUs.
+    ContestedResource(Cow<'a, str>),
     ResourceOutsideContext {
         resource: Cow<'a, str>,
         resource_ou: &'a str,
@@ -151,6 +153,9 @@ impl<'a> Decision<'a> {
                 }
                 Denial::ResourceInUnknownOu(r) => {
                     format!("resource `{r}` belongs to an organizational unit that is not ready")
+                }
+                Denial::ContestedResource(r) => {
+                    format!("resource `{r}` is listed by more than one organizational unit and belongs to none")
                 }
                 Denial::ResourceOutsideContext { resource, resource_ou, context } => format!(
                     "resource `{resource}` is in organizational unit `{resource_ou}`, outside the context `{context}`"
@@ -408,6 +413,9 @@ impl Snapshot {
                     Some(Owner::Ou(id)) => id,
                     Some(Owner::Unknown) => {
                         return deny(d, Denial::ResourceInUnknownOu(resource.unwrap()));
+                    }
+                    Some(Owner::Contested) => {
+                        return deny(d, Denial::ContestedResource(resource.unwrap()));
                     }
                 };
                 if !self.ous.covers(context, owner) {

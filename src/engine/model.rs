@@ -4,8 +4,6 @@
 //! types; [`crate::engine::Index::build`] validates them, reports a status per object and
 //! compiles the ones that are sound into a [`crate::engine::Snapshot`].
 
-use jiff::Timestamp;
-
 /// The implicit root of the OU tree.
 pub const GLOBAL: &str = "global";
 
@@ -19,17 +17,21 @@ pub struct Definitions {
     pub api_catalogs: Vec<ApiCatalogDef>,
 }
 
-/// Identity of an object: its name and, in a cluster, when it was created (older objects win
-/// resource conflicts; without a creation time the name that sorts first wins).
+/// Identity of an object, and what its source could not read faithfully.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Meta {
     pub name: String,
-    pub created: Option<Timestamp>,
+    /// `metadata.generation`, for the status's `observedGeneration`.
+    pub generation: Option<i64>,
+    /// Why the source could not take the object as written (a field the kind does not
+    /// define, say). The object is then `InvalidSpec`: not Ready, and left out of the index
+    /// with every consequence a broken object has.
+    pub invalid: Option<String>,
 }
 
 impl Meta {
     pub fn named(name: impl Into<String>) -> Self {
-        Meta { name: name.into(), created: None }
+        Meta { name: name.into(), ..Default::default() }
     }
 }
 
@@ -105,10 +107,22 @@ pub struct OperationDef {
     pub resource: Option<String>,
 }
 
+/// What a catalog does with a request inside its `hosts` and `pathPrefix` that no Ready
+/// catalog routes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Unmatched {
+    /// 403, naming the catalog: a path variant must not fall through to a broad allow.
+    #[default]
+    Deny,
+    /// Decide it as an uncatalogued request (no operation, no resource type).
+    Uncatalogued,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct ApiCatalogDef {
     pub meta: Meta,
     pub hosts: Option<Vec<String>>,
     pub path_prefix: Option<String>,
+    pub unmatched: Unmatched,
     pub operations: Vec<OperationDef>,
 }

@@ -8,9 +8,9 @@
 //! when the tree is built: each OU keeps its ancestors from the root down, so "is `a` at or
 //! above `b`" is one comparison.
 
-use super::HashMap;
 use super::model::{GLOBAL, OrganizationalUnitDef};
 use super::report::{Kind, Problem, Reason, Report};
+use super::{HashMap, HashSet};
 
 /// Index of an OU in the tree; the root is 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -26,6 +26,9 @@ pub(crate) enum Owner {
     Ou(OuId),
     /// Listed by an OU that is not in the tree: requests on it are denied.
     Unknown,
+    /// Listed by two or more Ready OUs: it belongs to none of them, and requests on it are
+    /// denied.
+    Contested,
 }
 
 #[derive(Clone, Debug)]
@@ -198,39 +201,51 @@ impl OuTree {
     }
 }
 
-/// A resource belongs to the oldest Ready OU that lists it; listed by any OU outside the
-/// tree, it belongs to no known OU at all.
+/// A resource listed by exactly one Ready OU belongs to it. Listed by two or more, it belongs
+/// to none of them (an order such as age or name would let a new OU take a resource, and its
+/// access, from another); listed by any OU outside the tree, it belongs to no known OU at all.
 fn assign_resources(defs: &[&OrganizationalUnitDef], tree: &OuTree, report: &mut Report) -> HashMap<Box<str>, Owner> {
-    let mut ordered: Vec<&OrganizationalUnitDef> = defs.to_vec();
-    ordered.sort_by(|a, b| (&a.meta.created, &a.meta.name).cmp(&(&b.meta.created, &b.meta.name)));
-    let mut owners: HashMap<Box<str>, Owner> = HashMap::default();
-    for def in &ordered {
-        let in_tree = tree
-            .get(&def.meta.name)
-            .filter(|_| report.get(Kind::OrganizationalUnit, &def.meta.name).is_none_or(|s| s.is_ready()));
+    let mut listed: HashMap<&str, Vec<&str>> = HashMap::default();
+    let mut broken: HashSet<&str> = HashSet::default();
+    for def in defs {
+        let ready = tree.get(&def.meta.name).is_some()
+            && report.get(Kind::OrganizationalUnit, &def.meta.name).is_none_or(|s| s.is_ready());
         for resource in &def.resources {
-            let Some(id) = in_tree else {
-                owners.insert(resource.as_str().into(), Owner::Unknown);
+            if !ready {
+                broken.insert(resource);
                 continue;
-            };
-            match owners.get(resource.as_str()) {
-                None => {
-                    owners.insert(resource.as_str().into(), Owner::Ou(id));
-                }
-                Some(Owner::Ou(keeper)) if *keeper != id => {
-                    let keeper = tree.name(*keeper).to_owned();
-                    report.warn(
-                        Kind::OrganizationalUnit,
-                        &def.meta.name,
-                        Problem::new(
-                            Reason::ResourceConflict,
-                            format!("resource `{resource}` is also listed by `{keeper}`, which keeps it"),
-                        ),
-                    );
-                }
-                Some(_) => {}
+            }
+            let ous = listed.entry(resource).or_default();
+            if !ous.contains(&def.meta.name.as_str()) {
+                ous.push(&def.meta.name);
             }
         }
+    }
+    let mut owners: HashMap<Box<str>, Owner> = HashMap::default();
+    for resource in &broken {
+        owners.insert((*resource).into(), Owner::Unknown);
+    }
+    let mut listed: Vec<(&str, Vec<&str>)> = listed.into_iter().collect();
+    listed.sort_unstable();
+    for (resource, ous) in listed {
+        if ous.len() > 1 {
+            for ou in &ous {
+                let others: Vec<String> = ous.iter().filter(|o| *o != ou).map(|o| format!("`{o}`")).collect();
+                let msg = format!(
+                    "resource `{resource}` is also listed by {}; it belongs to none of them until one list drops it",
+                    others.join(", ")
+                );
+                report.warn(Kind::OrganizationalUnit, ou, Problem::new(Reason::ResourceConflict, msg));
+            }
+        }
+        if broken.contains(resource) {
+            continue;
+        }
+        let owner = match ous.as_slice() {
+            [one] => Owner::Ou(tree.get(one).expect("a ready OU is in the tree")),
+            _ => Owner::Contested,
+        };
+        owners.insert(resource.into(), owner);
     }
     owners
 }
@@ -307,13 +322,19 @@ mod tests {
     }
 
     #[test]
-    fn resource_conflicts_go_to_the_first_and_unknown_owners_fail_closed() {
-        let (t, r) =
-            build(&[ou("b", None, &["shared", "x"]), ou("a", None, &["shared"]), ou("bad", Some("missing"), &["x"])]);
-        assert_eq!(t.owner("shared"), Some(Owner::Ou(t.get("a").unwrap())));
-        let warn = &r.get(Kind::OrganizationalUnit, "b").unwrap().warnings;
-        assert_eq!(warn[0].reason, Reason::ResourceConflict);
-        assert!(r.get(Kind::OrganizationalUnit, "b").unwrap().is_ready());
+    fn contested_resources_belong_to_no_ou_and_unknown_owners_fail_closed() {
+        let (t, r) = build(&[
+            ou("b", None, &["shared", "x", "mine"]),
+            ou("a", None, &["shared"]),
+            ou("bad", Some("missing"), &["x"]),
+        ]);
+        assert_eq!(t.owner("shared"), Some(Owner::Contested));
+        assert_eq!(t.owner("mine"), Some(Owner::Ou(t.get("b").unwrap())));
+        for name in ["a", "b"] {
+            let status = r.get(Kind::OrganizationalUnit, name).unwrap();
+            assert_eq!(status.warnings[0].reason, Reason::ResourceConflict, "{name}");
+            assert!(status.is_ready(), "{name}");
+        }
         assert_eq!(t.owner("x"), Some(Owner::Unknown));
         assert_eq!(t.owner("elsewhere"), None);
     }

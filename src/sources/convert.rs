@@ -14,7 +14,7 @@ use crate::engine::{
 };
 
 fn meta(m: &ObjectMeta) -> Meta {
-    Meta { name: m.name.clone().unwrap_or_default(), created: m.creation_timestamp.as_ref().map(|t| t.0) }
+    Meta { name: m.name.clone().unwrap_or_default(), generation: m.generation, invalid: None }
 }
 
 impl From<&OrganizationalUnit> for OrganizationalUnitDef {
@@ -95,6 +95,7 @@ impl From<&ApiCatalog> for ApiCatalogDef {
             meta: meta(&c.metadata),
             hosts: c.spec.hosts.clone(),
             path_prefix: c.spec.path_prefix.clone(),
+            unmatched: Default::default(),
             operations: c
                 .spec
                 .operations

@@ -88,7 +88,13 @@ pub fn op(id: &str, method: &str, path: &str, resource_type: &str) -> OperationD
 }
 
 pub fn mk_catalog(name: &str, prefix: Option<&str>, ops: Vec<OperationDef>) -> ApiCatalogDef {
-    ApiCatalogDef { meta: Meta::named(name), hosts: None, path_prefix: prefix.map(Into::into), operations: ops }
+    ApiCatalogDef {
+        meta: Meta::named(name),
+        hosts: None,
+        path_prefix: prefix.map(Into::into),
+        operations: ops,
+        ..Default::default()
+    }
 }
 
 pub fn build(defs: &Definitions) -> (Snapshot, Report) {
