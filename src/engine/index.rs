@@ -182,6 +182,8 @@ fn unique<'d, T>(items: &'d [T], meta: fn(&T) -> &Meta, kind: Kind, report: &mut
         if run > 1 {
             let p = Problem::new(Reason::DuplicateName, format!("{run} objects of kind {kind} are named `{name}`"));
             report.fail(kind, name, p);
+        } else if let Some(why) = &meta(sorted[i]).invalid {
+            report.fail(kind, name, Problem::new(Reason::InvalidSpec, why.clone()));
         } else {
             report.entry(kind, name);
             out.push(sorted[i]);
