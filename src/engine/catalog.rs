@@ -8,7 +8,7 @@
 use std::fmt;
 
 use super::HashMap;
-use super::model::ApiCatalogDef;
+use super::model::{ApiCatalogDef, Unmatched};
 use super::report::{Problem, Reason};
 use super::rules::Domain;
 
@@ -145,14 +145,48 @@ struct Node {
     routes: Vec<u32>,
 }
 
-/// Where a catalog that is not Ready would have applied: requests there are denied.
+/// The hosts and path prefix a catalog covers. A request inside it that no Ready catalog
+/// routes is denied when the catalog is not Ready, or when its `unmatched` is `Deny`.
 #[derive(Clone, Debug)]
-struct BrokenCatalog {
+struct Territory {
     name: Box<str>,
+    broken: bool,
     /// `None`: any host.
     hosts: Option<Box<[Box<str>]>>,
     /// `None` is a `{param}` segment.
     prefix: Box<[Option<Box<str>>]>,
+}
+
+impl Territory {
+    fn new(def: &ApiCatalogDef, broken: bool) -> Territory {
+        let hosts = match &def.hosts {
+            // A broken catalog whose hosts cannot be read fails closed for any host.
+            Some(hs) if !hs.is_empty() => hs.iter().map(|h| normalize_host(h).ok().map(Into::into)).collect(),
+            _ => None,
+        };
+        let prefix = def
+            .path_prefix
+            .as_deref()
+            .map(|p| {
+                p.split('/').filter(|s| !s.is_empty()).map(|s| (!s.contains(['{', '}'])).then(|| s.into())).collect()
+            })
+            .unwrap_or_default();
+        Territory { name: def.meta.name.as_str().into(), broken, hosts, prefix }
+    }
+
+    /// Is the request inside? The prefix is compared leniently (ASCII case, a `;param`
+    /// suffix, surrounding spaces), as a lenient backend would read it: a variant of the prefix
+    /// is still inside, and is denied rather than decided as an uncatalogued request.
+    fn contains<S: AsRef<str>>(&self, host: &str, path: &[S]) -> bool {
+        let host_ok = self.hosts.as_ref().is_none_or(|hs| hs.iter().any(|h| **h == *host));
+        let loosely = |lit: &str, seg: &str| {
+            let seg = seg.split(';').next().unwrap_or(seg).trim();
+            seg.eq_ignore_ascii_case(lit)
+        };
+        host_ok
+            && self.prefix.len() <= path.len()
+            && self.prefix.iter().zip(path).all(|(p, s)| p.as_deref().is_none_or(|p| loosely(p, s.as_ref())))
+    }
 }
 
 /// Why a catalog is not Ready.
@@ -162,7 +196,8 @@ pub(crate) type CatalogError = Problem;
 pub struct Router {
     routes: Vec<Route>,
     root: Node,
-    broken: Vec<BrokenCatalog>,
+    /// Broken catalogs first, then those whose `unmatched` is `Deny`.
+    territories: Vec<Territory>,
 }
 
 /// What routing found.
@@ -170,20 +205,49 @@ pub(crate) enum Routed<'r> {
     Route(&'r Route),
     /// Inside a catalog that is not Ready.
     Broken(&'r str),
+    /// Inside a catalog whose `unmatched` is `Deny`, and no catalog routes it.
+    Unmatched(&'r str),
     None,
 }
 
-/// Host as compared: lowercased, without the port.
-pub(crate) fn normalize_host(host: &str) -> std::borrow::Cow<'_, str> {
-    let host = match host.rsplit_once(':') {
-        // a port follows the last `:` unless that colon is inside a bare IPv6 address
-        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && (h.ends_with(']') || !h.contains(':')) => h,
-        _ => host,
-    };
-    if host.bytes().any(|b| b.is_ascii_uppercase()) {
-        std::borrow::Cow::Owned(host.to_ascii_lowercase())
+/// Why a host is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct InvalidHost;
+
+/// Host as compared: lowercased, without the port and one trailing dot. A host that is not
+/// a valid URI authority (`a:80:80`, spaces, an empty label) is an error. The empty host (none
+/// was given) stays empty: it matches only catalogs for any host.
+pub(crate) fn normalize_host(host: &str) -> Result<std::borrow::Cow<'_, str>, InvalidHost> {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        // IP literal: `[v6]` or `[v6]:port`
+        let (inside, after) = rest.split_once(']').ok_or(InvalidHost)?;
+        if inside.is_empty() || !inside.bytes().all(|b| b.is_ascii_hexdigit() || b":.".contains(&b)) {
+            return Err(InvalidHost);
+        }
+        valid_port(after)?;
+        &host[..inside.len() + 2]
     } else {
-        std::borrow::Cow::Borrowed(host)
+        let (name, port) = host.find(':').map_or((host, ""), |i| host.split_at(i));
+        valid_port(port)?;
+        let name = name.strip_suffix('.').unwrap_or(name);
+        let reg_name = |b: u8| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b);
+        if !name.bytes().all(reg_name) || (!name.is_empty() && name.split('.').any(str::is_empty)) {
+            return Err(InvalidHost);
+        }
+        name
+    };
+    Ok(match name.bytes().any(|b| b.is_ascii_uppercase()) {
+        true => std::borrow::Cow::Owned(name.to_ascii_lowercase()),
+        false => std::borrow::Cow::Borrowed(name),
+    })
+}
+
+/// `""`, `":"` or `":digits"`.
+fn valid_port(rest: &str) -> Result<(), InvalidHost> {
+    match rest.strip_prefix(':') {
+        None if rest.is_empty() => Ok(()),
+        Some(port) if port.bytes().all(|b| b.is_ascii_digit()) => Ok(()),
+        _ => Err(InvalidHost),
     }
 }
 
@@ -217,27 +281,22 @@ impl Router {
                     node.routes.push(id);
                     self.routes.push(route);
                 }
+                if def.unmatched == Unmatched::Deny {
+                    self.territories.push(Territory::new(def, false));
+                }
                 Ok(())
             }
             Err(e) => {
-                let hosts = match &def.hosts {
-                    Some(hs) if !hs.is_empty() => Some(hs.iter().map(|h| normalize_host(h).into()).collect()),
-                    _ => None,
-                };
-                let prefix = def
-                    .path_prefix
-                    .as_deref()
-                    .map(|p| {
-                        p.split('/')
-                            .filter(|s| !s.is_empty())
-                            .map(|s| (!s.contains(['{', '}'])).then(|| s.into()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                self.broken.push(BrokenCatalog { name: def.meta.name.as_str().into(), hosts, prefix });
+                self.add_broken(def);
                 Err(e)
             }
         }
+    }
+
+    /// Records a catalog that is not Ready: requests in its hosts and prefix are denied.
+    pub(crate) fn add_broken(&mut self, def: &ApiCatalogDef) {
+        let at = self.territories.iter().take_while(|t| t.broken).count();
+        self.territories.insert(at, Territory::new(def, true));
     }
 
     /// Finds the route for a request (method uppercased, host normalized, path decoded).
@@ -250,15 +309,11 @@ impl Router {
         if let Some((_, id)) = best {
             return Routed::Route(&self.routes[id as usize]);
         }
-        for b in &self.broken {
-            let host_ok = b.hosts.as_ref().is_none_or(|hs| hs.iter().any(|h| **h == *host));
-            let prefix_ok = b.prefix.len() <= path.len()
-                && b.prefix.iter().zip(path).all(|(p, s)| p.as_deref().is_none_or(|p| p == s.as_ref()));
-            if host_ok && prefix_ok {
-                return Routed::Broken(&b.name);
-            }
+        match self.territories.iter().find(|t| t.contains(host, path)) {
+            Some(t) if t.broken => Routed::Broken(&t.name),
+            Some(t) => Routed::Unmatched(&t.name),
+            None => Routed::None,
         }
-        Routed::None
     }
 
     fn walk<S: AsRef<str>>(
@@ -276,8 +331,9 @@ impl Router {
                     continue;
                 }
                 let key = (r.literal_count, r.hosts.is_some());
-                // Higher key wins; on equal keys the lower id (catalog name, position) stays.
-                if best.is_none_or(|(k, _)| key > k) {
+                // Higher key wins; on equal keys the lower id (catalog name, position) wins,
+                // whichever the walk reached first.
+                if best.is_none_or(|(k, i)| key > k || (key == k && id < i)) {
                     *best = Some((key, id));
                 }
             }
@@ -302,7 +358,14 @@ fn compile(def: &ApiCatalogDef) -> Result<Vec<(Vec<TemplateSeg>, Route)>, Catalo
         Some(hs) if hs.is_empty() => {
             return Err(spec("`hosts` is empty: leave it out to mean any host"));
         }
-        Some(hs) => Some(hs.iter().map(|h| normalize_host(h).into()).collect::<Box<[Box<str>]>>()),
+        Some(hs) => Some(
+            hs.iter()
+                .map(|h| match normalize_host(h) {
+                    Ok(h) if !h.is_empty() => Ok(h.into()),
+                    _ => Err(spec(&format!("host `{h}` is not a valid host name"))),
+                })
+                .collect::<Result<Box<[Box<str>]>, _>>()?,
+        ),
         None => None,
     };
     let prefix = parse_template(def.path_prefix.as_deref().unwrap_or("")).map_err(err)?;
@@ -397,8 +460,14 @@ mod tests {
         match r.route(method, host, &segs) {
             Routed::Route(route) => Some(format!("{}/{}", route.catalog, route.operation)),
             Routed::Broken(name) => Some(format!("broken:{name}")),
+            Routed::Unmatched(name) => Some(format!("unmatched:{name}")),
             Routed::None => None,
         }
+    }
+
+    fn lenient(mut def: ApiCatalogDef) -> ApiCatalogDef {
+        def.unmatched = Unmatched::Uncatalogued;
+        def
     }
 
     #[test]
@@ -419,23 +488,69 @@ mod tests {
     #[test]
     fn most_literal_segments_win_then_host_then_name() {
         let mut r = Router::default();
-        r.add(&cat(
+        r.add(&lenient(cat(
             "a-any",
             None,
             Some("/api"),
             vec![op("ByParam", "GET", "/items/{id}"), op("Dup", "GET", "/items/new")],
-        ))
+        )))
         .ok()
         .unwrap();
-        r.add(&cat("b-host", Some(&["API.example.com:443"]), Some("/api"), vec![op("Literal", "GET", "/items/new")]))
-            .ok()
-            .unwrap();
-        r.add(&cat("c-any", None, None, vec![op("Other", "GET", "/api/items/new")])).ok().unwrap();
+        r.add(&lenient(cat(
+            "b-host",
+            Some(&["API.example.com:443"]),
+            Some("/api"),
+            vec![op("Literal", "GET", "/items/new")],
+        )))
+        .ok()
+        .unwrap();
+        r.add(&lenient(cat("c-any", None, None, vec![op("Other", "GET", "/api/items/new")]))).ok().unwrap();
         assert_eq!(routed(&r, "GET", "api.example.com", "/api/items/new").as_deref(), Some("b-host/Literal"));
         assert_eq!(routed(&r, "GET", "other.example.com", "/api/items/new").as_deref(), Some("a-any/Dup"));
         assert_eq!(routed(&r, "GET", "other.example.com", "/api/items/7").as_deref(), Some("a-any/ByParam"));
         assert_eq!(routed(&r, "POST", "other.example.com", "/api/items/7"), None);
         assert_eq!(routed(&r, "HEAD", "other.example.com", "/api/items/7").as_deref(), Some("a-any/ByParam"));
+    }
+
+    #[test]
+    fn ties_go_to_the_catalog_name_then_the_position_whatever_the_walk_meets_first() {
+        let mut r = Router::default();
+        let ops = vec![op("Wide", "GET", "/r/{a}/{b}/leaf"), op("Fixed", "GET", "/r/fixed/{c}/{d}")];
+        r.add(&cat("one", None, None, ops)).ok().unwrap();
+        assert_eq!(routed(&r, "GET", "h", "/r/fixed/y/leaf").as_deref(), Some("one/Wide"));
+        // the build adds catalogs in name order
+        let mut r = Router::default();
+        r.add(&cat("a", None, None, vec![op("InA", "GET", "/r/{a}/{b}/leaf")])).ok().unwrap();
+        r.add(&cat("b", None, None, vec![op("InB", "GET", "/r/fixed/{c}/{d}")])).ok().unwrap();
+        assert_eq!(routed(&r, "GET", "h", "/r/fixed/y/leaf").as_deref(), Some("a/InA"));
+    }
+
+    #[test]
+    fn unmatched_requests_inside_a_catalog_are_denied_unless_it_says_otherwise() {
+        let mut r = Router::default();
+        let ops = vec![op("Get", "GET", "/a/{id}"), op("List", "GET", "/a")];
+        r.add(&cat("strict", Some(&["api.example.com"]), Some("/api"), ops.clone())).ok().unwrap();
+        r.add(&lenient(cat("loose", Some(&["other.example.com"]), Some("/api"), ops))).ok().unwrap();
+        assert_eq!(routed(&r, "GET", "api.example.com", "/api/a/1").as_deref(), Some("strict/Get"));
+        for (method, path) in [
+            ("DELETE", "/api/a/1"),
+            ("PROPFIND", "/api/a/1"),
+            ("GET", "/api/a/1/extra"),
+            ("GET", "/api/A/1"),
+            ("GET", "/api/a;x=1/1"),
+            ("GET", "/api/a.json"),
+            ("GET", "/API/a/1"),
+            ("GET", "/api;x=1/a/1"),
+            ("GET", "/api /a/1"),
+        ] {
+            assert_eq!(
+                routed(&r, method, "api.example.com", path).as_deref(),
+                Some("unmatched:strict"),
+                "{method} {path}"
+            );
+        }
+        assert_eq!(routed(&r, "DELETE", "other.example.com", "/api/a/1"), None);
+        assert_eq!(routed(&r, "GET", "api.example.com", "/elsewhere"), None);
     }
 
     #[test]
@@ -460,9 +575,26 @@ mod tests {
     }
 
     #[test]
-    fn hosts_are_lowercased_without_port() {
-        assert_eq!(normalize_host("API.Example.com:8443"), "api.example.com");
-        assert_eq!(normalize_host("[::1]:80"), "[::1]");
-        assert_eq!(normalize_host("api"), "api");
+    fn hosts_are_lowercased_without_port_and_one_trailing_dot() {
+        for (raw, host) in [
+            ("API.Example.com:8443", "api.example.com"),
+            ("api.example.com.", "api.example.com"),
+            ("api.example.com.:80", "api.example.com"),
+            ("api.example.com:", "api.example.com"),
+            ("[::1]:80", "[::1]"),
+            ("api", "api"),
+            ("", ""),
+        ] {
+            assert_eq!(normalize_host(raw).as_deref(), Ok(host), "{raw}");
+        }
+    }
+
+    #[test]
+    fn hosts_that_are_not_an_authority_are_refused() {
+        for raw in
+            ["a:80:80", "a b", "api.example.com..", ".api", "a..b", "a:x", "[::1", "[zz]", "::1", "a/b", "u@h", "h\\x"]
+        {
+            assert_eq!(normalize_host(raw), Err(InvalidHost), "{raw}");
+        }
     }
 }

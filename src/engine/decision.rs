@@ -64,8 +64,19 @@ pub enum Denial<'a> {
     /// No allow rule matched.
     NoAllow,
     BadPath(&'static str),
+    /// The host is not a valid URI authority: 400.
+    BadHost,
     /// The request is inside a catalog that is not Ready.
     BrokenCatalog(&'a str),
+    /// The request is inside a catalog whose `unmatched` is `Deny`, and no catalog routes it.
+    Unmatched(&'a str),
+    /// A binding of the subject that applies here is not Ready: (binding, why).
+    BrokenBinding(&'a str, &'a str),
+    /// A system-wide set whose scope covers the OU is not Ready.
+    BrokenSystemWideSet(&'a str),
+    /// The resource is listed by no OU, but differs from a listed id only in case or trailing
+    /// characters: (requested, listed).
+    NearMissResource(Cow<'a, str>, &'a str),
     MissingInput(&'a Extractor),
     UnknownOu(Cow<'a, str>),
     /// The resource is listed by an OU that is not in the index.
@@ -101,6 +112,7 @@ impl<'a> Decision<'a> {
         match self.outcome {
             Outcome::Allowed => 200,
             Outcome::Unauthenticated => 401,
+            Outcome::Denied(Denial::BadHost) => 400,
             Outcome::Denied(_) => 403,
         }
     }
@@ -116,7 +128,7 @@ impl<'a> Decision<'a> {
             return Vec::new();
         };
         let mut out: Vec<Cow<'a, str>> = s.groups.iter().map(|g| Cow::Borrowed(g.as_str())).collect();
-        for g in implied_groups(s.user) {
+        for g in implied_groups(s) {
             if !out.contains(&g) {
                 out.push(g);
             }
@@ -142,9 +154,22 @@ impl<'a> Decision<'a> {
                     format!("no permission set allows {op} in organizational unit `{}`", self.ou.unwrap_or(GLOBAL))
                 }
                 Denial::BadPath(why) => (*why).to_owned(),
+                Denial::BadHost => "the host is not a valid host name".to_owned(),
                 Denial::BrokenCatalog(c) => {
                     format!("api catalog `{c}` covers this request but is not ready")
                 }
+                Denial::Unmatched(c) => {
+                    format!("api catalog `{c}` covers this host and path but routes no operation for this request")
+                }
+                Denial::BrokenBinding(b, why) => {
+                    format!("user binding `{b}` applies here but is not ready ({why}); it denies until it is fixed")
+                }
+                Denial::BrokenSystemWideSet(set) => {
+                    format!("system-wide permission set `{set}` is not ready; it denies in its scope until it is fixed")
+                }
+                Denial::NearMissResource(r, listed) => format!(
+                    "resource `{r}` is listed by no organizational unit, but `{listed}` is; ids are compared exactly"
+                ),
                 Denial::MissingInput(e) => {
                     format!("extractor `{e}` has no usable value in the request")
                 }
@@ -200,10 +225,21 @@ pub struct Answer {
     pub trace: Option<Trace>,
 }
 
-fn implied_groups(user: &str) -> impl Iterator<Item = Cow<'static, str>> {
+/// The user of a request without identity in anonymous mode, as in Kubernetes.
+pub const ANONYMOUS_USER: &str = "system:anonymous";
+/// The one group of that user.
+pub const UNAUTHENTICATED_GROUP: &str = "system:unauthenticated";
+
+/// Anonymous mode's subject: it is not authenticated, and no system-wide set applies to it.
+pub(crate) fn is_anonymous(s: Subject<'_>) -> bool {
+    s.user == ANONYMOUS_USER || s.groups.iter().any(|g| g == UNAUTHENTICATED_GROUP)
+}
+
+fn implied_groups(s: Subject<'_>) -> impl Iterator<Item = Cow<'static, str>> {
     let sa_namespace =
-        user.strip_prefix("system:serviceaccount:").and_then(|rest| rest.split_once(':')).map(|(ns, _)| ns);
-    std::iter::once(Cow::Borrowed("system:authenticated")).chain(
+        s.user.strip_prefix("system:serviceaccount:").and_then(|rest| rest.split_once(':')).map(|(ns, _)| ns);
+    let authenticated = (!is_anonymous(s)).then_some(Cow::Borrowed("system:authenticated"));
+    authenticated.into_iter().chain(
         sa_namespace.into_iter().flat_map(|ns| {
             [Cow::Borrowed("system:serviceaccounts"), Cow::Owned(format!("system:serviceaccounts:{ns}"))]
         }),
@@ -346,15 +382,18 @@ impl Snapshot {
             d.outcome = Outcome::Denied(why);
             d
         };
-        // 1. authenticate
-        let Some(subject) = req.subject else {
+        // 1. authenticate: no user is no identity
+        let Some(subject) = req.subject.filter(|s| !s.user.trim().is_empty()) else {
+            d.subject = None;
             d.outcome = Outcome::Unauthenticated;
             return d;
         };
 
         // 2. resolve the operation
         let method = upper_method(req.method);
-        let host = normalize_host(req.host);
+        let Ok(host) = normalize_host(req.host) else {
+            return deny(d, Denial::BadHost);
+        };
         let (path, query) = match split_path(req.path) {
             Ok(p) => p,
             Err(e) => return deny(d, Denial::BadPath(e.message())),
@@ -362,6 +401,7 @@ impl Snapshot {
         let route = match self.router.route(&method, &host, &path) {
             Routed::Route(r) => Some(r),
             Routed::Broken(name) => return deny(d, Denial::BrokenCatalog(name)),
+            Routed::Unmatched(name) => return deny(d, Denial::Unmatched(name)),
             Routed::None => None,
         };
         let filled;
@@ -409,7 +449,10 @@ impl Snapshot {
             None => context,
             Some(r) => {
                 let owner = match self.ous.owner(r) {
-                    None => OuId::GLOBAL,
+                    None => match self.ous.near_miss(r) {
+                        Some(listed) => return deny(d, Denial::NearMissResource(resource.unwrap(), listed)),
+                        None => OuId::GLOBAL,
+                    },
                     Some(Owner::Ou(id)) => id,
                     Some(Owner::Unknown) => {
                         return deny(d, Denial::ResourceInUnknownOu(resource.unwrap()));
@@ -436,7 +479,10 @@ impl Snapshot {
         }
 
         // 4. collect permission sets
-        let sets = self.collect_sets(subject, effective, req.now, &mut d.roles, tracer);
+        let sets = match self.collect_sets(subject, effective, req.now, &mut d.roles, tracer) {
+            Ok(sets) => sets,
+            Err(why) => return deny(d, why),
+        };
 
         // 5. deny, then allow, then default
         let attrs = Attributes {
@@ -444,8 +490,8 @@ impl Snapshot {
             api_name: d.operation,
             method: &method,
             access_path,
-            resource_type_id: route.map_or(0, |r| r.resource_type_id),
-            op: route.map_or(0, |r| r.op_id),
+            resource_type_id: Some(route.map_or(0, |r| r.resource_type_id)),
+            op: Some(route.map_or(0, |r| r.op_id)),
             method_bit: method_bit(&method),
         };
         let mut deciding: Option<(RuleRef<'a>, bool)> = None;
@@ -498,8 +544,10 @@ impl Snapshot {
         }
     }
 
-    /// Every system-wide set, plus the sets of the subject's active bindings that name the
-    /// effective OU or an ancestor; then only those whose scope covers the OU. Sorted by name.
+    /// Every system-wide set (for a subject that is not anonymous), plus the sets of the
+    /// subject's active bindings that name the effective OU or an ancestor; then only those
+    /// whose scope covers the OU. Sorted by name. A system-wide set or an applying binding
+    /// that is not Ready denies.
     pub(crate) fn collect_sets<'a, T: Tracer>(
         &'a self,
         subject: Subject<'_>,
@@ -507,7 +555,10 @@ impl Snapshot {
         now: jiff::Timestamp,
         roles: &mut SmallVec<[&'a str; 2]>,
         tracer: &mut T,
-    ) -> SmallVec<[SetId; 16]> {
+    ) -> Result<SmallVec<[SetId; 16]>, Denial<'a>> {
+        if let Some(broken) = self.broken_system_wide.iter().find(|b| self.in_scope(&b.scope, ou)) {
+            return Err(Denial::BrokenSystemWideSet(&broken.name));
+        }
         // (binding, names the OU or an ancestor); with a tracer, every binding of the subject.
         let mut bindings: SmallVec<[(u32, bool); 8]> = SmallVec::new();
         let mut add = |grants: &[Grant]| {
@@ -527,7 +578,7 @@ impl Snapshot {
                     add(grants);
                 }
             }
-            for g in implied_groups(subject.user) {
+            for g in implied_groups(subject) {
                 if let Some(grants) = self.by_group.get(&*g) {
                     add(grants);
                 }
@@ -538,14 +589,23 @@ impl Snapshot {
         bindings.dedup_by_key(|(id, _)| *id);
 
         let mut role_ids: SmallVec<[u32; 4]> = SmallVec::new();
-        let mut sets: SmallVec<[SetId; 16]> = SmallVec::from_slice(&self.system_wide);
+        let mut sets: SmallVec<[SetId; 16]> = SmallVec::new();
+        if !is_anonymous(subject) {
+            sets.extend_from_slice(&self.system_wide);
+        }
+        let mut broken = None;
         for &(id, covers) in &bindings {
             let b = &self.bindings[id as usize];
             let active = b.expires_at.is_none_or(|t| now < t);
             let applies = active && covers;
+            if applies && let Some(why) = &b.broken {
+                broken.get_or_insert(Denial::BrokenBinding(&b.name, why));
+            }
             if let Some(t) = tracer.trace() {
                 let why = if !active {
                     "expired".to_owned()
+                } else if applies && let Some(why) = &b.broken {
+                    format!("not ready ({why}): denies")
                 } else if applies {
                     format!("names `{}` or an ancestor", self.ous.name(ou))
                 } else {
@@ -564,18 +624,25 @@ impl Snapshot {
         roles.sort_unstable();
         sets.sort_unstable();
         sets.dedup();
+        if let Some(why) = broken {
+            return Err(why);
+        }
         sets.retain(|id| {
             let set = &self.sets[*id as usize];
-            let in_scope = match &set.scope {
-                Scope::All => true,
-                Scope::Within(ous) => ous.iter().any(|s| self.ous.covers(*s, ou)),
-            };
+            let in_scope = self.in_scope(&set.scope, ou);
             if let Some(t) = tracer.trace() {
                 t.permission_sets.push(TraceSet { name: set.name.to_string(), in_scope, rules: Vec::new() });
             }
             in_scope
         });
-        sets
+        Ok(sets)
+    }
+
+    fn in_scope(&self, scope: &Scope, ou: OuId) -> bool {
+        match scope {
+            Scope::All => true,
+            Scope::Within(ous) => ous.iter().any(|s| self.ous.covers(*s, ou)),
+        }
     }
 }
 
@@ -594,6 +661,7 @@ fn evaluate<S: AsRef<str>, T: Tracer>(
     attrs: &Attributes<'_, S>,
     tracer: &mut T,
 ) -> Option<u32> {
+    // Both paths decide each rule with `Rule::check`; the trace only looks at every rule.
     let Some(t) = tracer.trace() else {
         return rules.first_match(attrs);
     };

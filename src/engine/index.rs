@@ -51,6 +51,17 @@ pub(crate) struct Binding {
     /// The role's sets and the direct sets, sorted, without repeats.
     pub sets: Box<[SetId]>,
     pub expires_at: Option<Timestamp>,
+    /// Why the binding is not Ready: it then grants nothing and denies its subjects wherever
+    /// it applies.
+    pub broken: Option<Box<str>>,
+}
+
+/// A system-wide permission set that is not Ready: it might have been a deny set, so every
+/// request in the scope it would have had is denied.
+#[derive(Clone, Debug)]
+pub(crate) struct BrokenSet {
+    pub name: Box<str>,
+    pub scope: Scope,
 }
 
 /// The immutable index a decision reads. Cheap to share behind an `Arc`.
@@ -60,7 +71,9 @@ pub struct Snapshot {
     /// Ready sets, sorted by name: a set's id is its rank.
     pub(crate) sets: Box<[PermissionSet]>,
     pub(crate) system_wide: Box<[SetId]>,
+    pub(crate) broken_system_wide: Box<[BrokenSet]>,
     pub(crate) roles: Box<[Role]>,
+    /// Every binding that is not expired, Ready or not: one that is not Ready denies.
     pub(crate) bindings: Box<[Binding]>,
     pub(crate) by_user: SubjectIndex,
     pub(crate) by_group: SubjectIndex,
@@ -70,37 +83,57 @@ pub struct Snapshot {
 impl Snapshot {
     /// Validates every definition and compiles the sound ones. `now` decides which bindings
     /// are reported `Expired`; decisions check expiry again at their own time.
+    ///
+    /// An object that is not Ready contributes nothing it could grant, and keeps everything
+    /// it could deny: a broken binding denies its subjects where it applies, a broken
+    /// system-wide set denies in its scope, a broken catalog denies in its hosts and prefix,
+    /// a broken OU's resources are in an unknown OU.
     pub fn build(defs: &Definitions, now: Timestamp) -> (Snapshot, Report) {
         let mut report = Report::default();
-        let ou_defs = unique(&defs.organizational_units, |d| &d.meta, Kind::OrganizationalUnit, &mut report);
-        let ous = OuTree::build(&ou_defs, &mut report);
+        let ou_defs = by_name(&defs.organizational_units, |d| &d.meta, Kind::OrganizationalUnit, &mut report);
+        let ous = OuTree::build(&ou_defs.ready, &ou_defs.broken, &mut report);
 
         // Catalogs first: their operations and resource types are the domain rules are
         // precomputed against.
         let mut router = Router::default();
-        for def in unique(&defs.api_catalogs, |d| &d.meta, Kind::ApiCatalog, &mut report) {
-            report.entry(Kind::ApiCatalog, &def.meta.name);
+        let catalogs = by_name(&defs.api_catalogs, |d| &d.meta, Kind::ApiCatalog, &mut report);
+        for def in catalogs.ready {
             if let Err(p) = router.add(def) {
                 report.fail(Kind::ApiCatalog, &def.meta.name, p);
             }
+        }
+        for def in catalogs.broken {
+            router.add_broken(def);
         }
 
         let mut domain = Domain::new();
         router.intern(&mut domain);
         let mut compiler = RuleCompiler::new(&domain);
         let mut sets = Vec::new();
-        for def in unique(&defs.permission_sets, |d| &d.meta, Kind::PermissionSet, &mut report) {
-            match compile_set(def, &ous, &mut compiler, &mut report) {
+        let mut broken_system_wide = Vec::new();
+        let set_defs = by_name(&defs.permission_sets, |d| &d.meta, Kind::PermissionSet, &mut report);
+        for def in set_defs.ready {
+            let scope = scope_of(def, &ous, Some(&mut report));
+            match compile_set(def, scope.clone(), &mut compiler) {
                 Ok(set) => sets.push((set, def.system_wide)),
-                Err(p) => report.fail(Kind::PermissionSet, &def.meta.name, p),
+                Err(p) => {
+                    report.fail(Kind::PermissionSet, &def.meta.name, p);
+                    if def.system_wide {
+                        broken_system_wide.push(BrokenSet { name: def.meta.name.as_str().into(), scope });
+                    }
+                }
             }
+        }
+        for def in set_defs.broken.iter().filter(|d| d.system_wide) {
+            broken_system_wide
+                .push(BrokenSet { name: def.meta.name.as_str().into(), scope: scope_of(def, &ous, None) });
         }
         let set_ids: HashMap<&str, SetId> = sets.iter().enumerate().map(|(i, (s, _))| (&*s.name, i as SetId)).collect();
         let system_wide = sets.iter().enumerate().filter(|(_, (_, sw))| *sw).map(|(i, _)| i as SetId).collect();
 
         let mut roles = Vec::new();
         let mut role_sets: Vec<Vec<SetId>> = Vec::new();
-        for def in unique(&defs.roles, |d| &d.meta, Kind::Role, &mut report) {
+        for def in by_name(&defs.roles, |d| &d.meta, Kind::Role, &mut report).ready {
             match resolve_sets(def, &set_ids) {
                 Ok(ids) => {
                     roles.push(Role { name: def.meta.name.as_str().into() });
@@ -113,15 +146,28 @@ impl Snapshot {
 
         let mut bindings = Vec::new();
         let mut subjects_of: Vec<&UserBindingDef> = Vec::new();
-        for def in unique(&defs.user_bindings, |d| &d.meta, Kind::UserBinding, &mut report) {
-            let refs = Refs { ous: &ous, sets: &set_ids, roles: &role_ids, role_sets: &role_sets };
-            match compile_binding(def, &refs, now) {
-                Ok(b) => {
-                    bindings.push(b);
-                    subjects_of.push(def);
-                }
-                Err(p) => report.fail(Kind::UserBinding, &def.meta.name, p),
+        let binding_defs = by_name(&defs.user_bindings, |d| &d.meta, Kind::UserBinding, &mut report);
+        let refs = Refs { ous: &ous, sets: &set_ids, roles: &role_ids, role_sets: &role_sets };
+        let all = binding_defs.ready.iter().map(|d| (*d, None));
+        let all = all.chain(binding_defs.broken.iter().map(|d| (*d, report.get(Kind::UserBinding, &d.meta.name))));
+        let all: Vec<(&UserBindingDef, Option<Problem>)> =
+            all.map(|(d, s)| (d, s.and_then(|s| s.error.clone()))).collect();
+        for (def, known) in all {
+            let (binding, problem) = compile_binding(def, &refs, known);
+            if let Some(p) = problem {
+                report.fail(Kind::UserBinding, &def.meta.name, p);
             }
+            if binding.expires_at.is_some_and(|t| t <= now) {
+                let at = binding.expires_at.expect("checked");
+                report.fail(
+                    Kind::UserBinding,
+                    &def.meta.name,
+                    Problem::new(Reason::Expired, format!("expired at {at}")),
+                );
+                continue;
+            }
+            bindings.push(binding);
+            subjects_of.push(def);
         }
         report_role_conflicts(&bindings, &subjects_of, &roles, &ous, &mut report);
         let (by_user, by_group) = index_subjects(&subjects_of, &bindings);
@@ -130,6 +176,7 @@ impl Snapshot {
             ous,
             sets: sets.into_iter().map(|(s, _)| s).collect(),
             system_wide,
+            broken_system_wide: broken_system_wide.into(),
             roles: roles.into(),
             bindings: bindings.into(),
             by_user,
@@ -154,7 +201,7 @@ impl Snapshot {
             permission_sets: self.sets.len(),
             rules: self.sets.iter().map(|s| s.allow.rules.len() + s.deny.rules.len()).sum(),
             roles: self.roles.len(),
-            user_bindings: self.bindings.len(),
+            user_bindings: self.bindings.iter().filter(|b| b.broken.is_none()).count(),
             routes: self.router.routes().len(),
         }
     }
@@ -170,36 +217,67 @@ pub struct Stats {
     pub routes: usize,
 }
 
-/// Objects of one kind sorted by name; a name used twice is reported on both and dropped.
-fn unique<'d, T>(items: &'d [T], meta: fn(&T) -> &Meta, kind: Kind, report: &mut Report) -> Vec<&'d T> {
+/// Objects of one kind, sorted by name: those that may be compiled, and those that are not
+/// Ready before anything else is looked at (a name used twice, a field the source could not
+/// read), which are reported here.
+struct ByName<'d, T> {
+    ready: Vec<&'d T>,
+    broken: Vec<&'d T>,
+}
+
+fn by_name<'d, T>(items: &'d [T], meta: fn(&T) -> &Meta, kind: Kind, report: &mut Report) -> ByName<'d, T> {
     let mut sorted: Vec<&T> = items.iter().collect();
     sorted.sort_by(|a, b| meta(a).name.cmp(&meta(b).name));
-    let mut out: Vec<&T> = Vec::with_capacity(sorted.len());
+    let mut out = ByName { ready: Vec::with_capacity(sorted.len()), broken: Vec::new() };
     let mut i = 0;
     while i < sorted.len() {
         let name = &meta(sorted[i]).name;
         let run = sorted[i..].iter().take_while(|d| meta(d).name == *name).count();
+        report.entry(kind, name);
         if run > 1 {
             let p = Problem::new(Reason::DuplicateName, format!("{run} objects of kind {kind} are named `{name}`"));
             report.fail(kind, name, p);
+            out.broken.extend_from_slice(&sorted[i..i + run]);
         } else if let Some(why) = &meta(sorted[i]).invalid {
             report.fail(kind, name, Problem::new(Reason::InvalidSpec, why.clone()));
+            out.broken.push(sorted[i]);
         } else {
-            report.entry(kind, name);
-            out.push(sorted[i]);
+            out.ready.push(sorted[i]);
         }
         i += run;
     }
     out
 }
 
+/// Where a set applies. Entries naming an OU that is missing or not Ready are dropped (and
+/// reported when `report` is given); a scope whose entries were all dropped applies nowhere.
+fn scope_of(def: &PermissionSetDef, ous: &OuTree, mut report: Option<&mut Report>) -> Scope {
+    let list = match &def.scope {
+        None => return Scope::All,
+        Some(list) if list.is_empty() => return Scope::All,
+        Some(list) => list,
+    };
+    let mut kept = Vec::new();
+    for ou in list {
+        match ous.get(ou) {
+            Some(id) => kept.push(id),
+            None => {
+                if let Some(report) = report.as_deref_mut() {
+                    let msg =
+                        format!("scope names organizational unit `{ou}`, which is missing or not ready; it is ignored");
+                    report.warn(Kind::PermissionSet, &def.meta.name, Problem::new(Reason::ScopeNotFound, msg));
+                }
+            }
+        }
+    }
+    Scope::Within(kept.into())
+}
+
 fn compile_set(
     def: &PermissionSetDef,
-    ous: &OuTree,
+    scope: Scope,
     compiler: &mut RuleCompiler<'_>,
-    report: &mut Report,
 ) -> Result<PermissionSet, Problem> {
-    let name = &def.meta.name;
     let operations = match &def.operations {
         Some(ops) if ops.is_empty() => {
             return Err(Problem::new(Reason::InvalidSpec, "`operations` is empty: leave it out to allow no operation"));
@@ -207,46 +285,12 @@ fn compile_set(
         Some(ops) => Some(ops.iter().map(|o| o.as_str().into()).collect()),
         None => None,
     };
-    for (what, rules) in [("allow", &def.allow), ("deny", &def.deny)] {
-        for (i, r) in rules.iter().enumerate() {
-            if let Some(m) = &r.methods
-                && m.bytes().any(|b| b.is_ascii_lowercase())
-            {
-                let msg =
-                    format!("{what}[{i}].methods `{m}` has lowercase letters; methods are uppercased before matching");
-                report.warn(Kind::PermissionSet, name, Problem::new(Reason::LowercaseMethod, msg));
-            }
-        }
-    }
     let mut side = |rules: &[super::model::RuleDef], what: &str| {
         compiler.side(rules).map_err(|(i, p)| Problem::new(p.reason, format!("{what}[{i}]: {}", p.message)))
     };
     let allow = side(&def.allow, "allow")?;
     let deny = side(&def.deny, "deny")?;
-    let scope = match &def.scope {
-        None => Scope::All,
-        Some(list) if list.is_empty() => Scope::All,
-        Some(list) => {
-            let mut kept = Vec::new();
-            for ou in list {
-                match ous.get(ou) {
-                    Some(id) => kept.push(id),
-                    None => report.warn(
-                        Kind::PermissionSet,
-                        name,
-                        Problem::new(
-                            Reason::ScopeNotFound,
-                            format!(
-                                "scope names organizational unit `{ou}`, which is missing or not ready; it is ignored"
-                            ),
-                        ),
-                    ),
-                }
-            }
-            Scope::Within(kept.into())
-        }
-    };
-    Ok(PermissionSet { name: name.as_str().into(), operations, allow, deny, scope })
+    Ok(PermissionSet { name: def.meta.name.as_str().into(), operations, allow, deny, scope })
 }
 
 fn resolve_sets(def: &RoleDef, set_ids: &HashMap<&str, SetId>) -> Result<Vec<SetId>, Problem> {
@@ -272,49 +316,72 @@ struct Refs<'a> {
     role_sets: &'a [Vec<SetId>],
 }
 
-fn compile_binding(def: &UserBindingDef, refs: &Refs<'_>, now: Timestamp) -> Result<Binding, Problem> {
+/// A binding as the index keeps it, and why it is not Ready. `known` is a problem found
+/// before (a duplicate name, a field the source could not read). A binding that is not Ready
+/// keeps its subjects and the OUs it names that are in the tree, so that it denies there; it
+/// grants nothing.
+fn compile_binding(def: &UserBindingDef, refs: &Refs<'_>, known: Option<Problem>) -> (Binding, Option<Problem>) {
+    let mut problem = known;
+    let mut fail = |p: Problem| {
+        problem.get_or_insert(p);
+    };
     let spec = |m: String| Problem::new(Reason::InvalidSpec, m);
     if def.subjects.is_empty() {
-        return Err(spec("`subjects` is empty".into()));
+        fail(spec("`subjects` is empty".into()));
     }
     if let Some(s) = def.subjects.iter().find(|s| s.kind == SubjectKind::ServiceAccount && s.namespace.is_none()) {
-        return Err(spec(format!("service account subject `{}` has no `namespace`", s.name)));
+        fail(spec(format!("service account subject `{}` has no `namespace`", s.name)));
     }
     if def.organizational_units.is_empty() {
-        return Err(spec("`organizationalUnits` is empty: name at least one (`global` for everywhere)".into()));
+        fail(spec("`organizationalUnits` is empty: name at least one (`global` for everywhere)".into()));
     }
-    let expires_at = def
-        .expires_at
-        .as_deref()
-        .map(|t| t.parse::<Timestamp>().map_err(|e| spec(format!("`expiresAt` `{t}` is not an RFC 3339 time: {e}"))))
-        .transpose()?;
-    let mut sets = Vec::new();
-    let role = match &def.role {
-        Some(r) => {
-            let id = *refs.roles.get(r.as_str()).ok_or_else(|| not_found(Reason::RoleNotFound, "role", r))?;
-            sets.extend_from_slice(&refs.role_sets[id as usize]);
-            Some(id)
+    let expires_at = match def.expires_at.as_deref().map(|t| (t, t.parse::<Timestamp>())) {
+        Some((_, Ok(t))) => Some(t),
+        Some((t, Err(e))) => {
+            fail(spec(format!("`expiresAt` `{t}` is not an RFC 3339 time: {e}")));
+            None
         }
         None => None,
     };
-    let ous = def
-        .organizational_units
-        .iter()
-        .map(|o| refs.ous.get(o).ok_or_else(|| not_found(Reason::OrganizationalUnitNotFound, "organizational unit", o)))
-        .collect::<Result<Box<[_]>, _>>()?;
-    for s in &def.permission_sets {
-        sets.push(
-            *refs.sets.get(s.as_str()).ok_or_else(|| not_found(Reason::PermissionSetNotFound, "permission set", s))?,
-        );
+    let mut sets = Vec::new();
+    let role = def.role.as_deref().and_then(|r| match refs.roles.get(r) {
+        Some(&id) => {
+            sets.extend_from_slice(&refs.role_sets[id as usize]);
+            Some(id)
+        }
+        None => {
+            fail(not_found(Reason::RoleNotFound, "role", r));
+            None
+        }
+    });
+    let mut ous = Vec::with_capacity(def.organizational_units.len());
+    for o in &def.organizational_units {
+        match refs.ous.get(o) {
+            Some(id) => ous.push(id),
+            None => fail(not_found(Reason::OrganizationalUnitNotFound, "organizational unit", o)),
+        }
     }
-    if let Some(t) = expires_at
-        && t <= now
-    {
-        return Err(Problem::new(Reason::Expired, format!("expired at {t}")));
+    for s in &def.permission_sets {
+        match refs.sets.get(s.as_str()) {
+            Some(&id) => sets.push(id),
+            None => fail(not_found(Reason::PermissionSetNotFound, "permission set", s)),
+        }
     }
     sets.sort_unstable();
     sets.dedup();
-    Ok(Binding { name: def.meta.name.as_str().into(), role, ous, sets: sets.into(), expires_at })
+    let name: Box<str> = def.meta.name.as_str().into();
+    let binding = match &problem {
+        None => Binding { name, role, ous: ous.into(), sets: sets.into(), expires_at, broken: None },
+        Some(p) => Binding {
+            name,
+            role: None,
+            ous: ous.into(),
+            sets: Box::new([]),
+            expires_at,
+            broken: Some(p.message.as_str().into()),
+        },
+    };
+    (binding, problem)
 }
 
 /// The user name a subject matches, or `None` for a group.
@@ -342,6 +409,10 @@ fn index_subjects(defs: &[&UserBindingDef], bindings: &[Binding]) -> (SubjectInd
     let mut groups: HashMap<Box<str>, Vec<Grant>> = HashMap::default();
     for (id, def) in defs.iter().enumerate() {
         for s in &def.subjects {
+            if s.kind == SubjectKind::ServiceAccount && s.namespace.is_none() {
+                // an invalid subject matches nobody (the binding is not Ready for it)
+                continue;
+            }
             let (map, key) = match user_key(s.kind, &s.name, s.namespace.as_deref()) {
                 Some(user) => (&mut users, user),
                 None => (&mut groups, s.name.clone()),

@@ -40,6 +40,9 @@ pub struct OuTree {
     depths: Box<[u32]>,
     by_name: HashMap<Box<str>, OuId>,
     resources: HashMap<Box<str>, Owner>,
+    /// Every listed resource id by its folded form (see [`fold`]), to recognize a request on
+    /// an id that differs from a listed one only in case or trailing dots and spaces.
+    folded: HashMap<Box<str>, Box<str>>,
 }
 
 impl OuTree {
@@ -85,8 +88,20 @@ impl OuTree {
         self.resources.get(resource).copied()
     }
 
-    /// Builds the tree, reporting each OU's status.
-    pub(crate) fn build(defs: &[&OrganizationalUnitDef], report: &mut Report) -> OuTree {
+    /// The listed id that `resource`, listed by no OU, differs from only in case or in
+    /// trailing dots and spaces (`PROD01`, `prod01.` for `prod01`).
+    pub(crate) fn near_miss(&self, resource: &str) -> Option<&str> {
+        self.folded.get(fold(resource).as_ref()).map(|r| &**r)
+    }
+
+    /// Builds the tree, reporting each OU's status. `broken` are OUs already found not Ready
+    /// (a duplicate name, an unreadable field): they are not in the tree, and the resources
+    /// they list are in an unknown OU.
+    pub(crate) fn build(
+        defs: &[&OrganizationalUnitDef],
+        broken: &[&OrganizationalUnitDef],
+        report: &mut Report,
+    ) -> OuTree {
         let by_name: HashMap<&str, &OrganizationalUnitDef> = defs.iter().map(|d| (d.meta.name.as_str(), *d)).collect();
         fn parent_of(d: &OrganizationalUnitDef) -> &str {
             d.parent.as_deref().unwrap_or(GLOBAL)
@@ -171,6 +186,7 @@ impl OuTree {
             depths: Vec::new().into(),
             by_name: HashMap::with_capacity_and_hasher(ready.len() + 1, Default::default()),
             resources: HashMap::default(),
+            folded: HashMap::default(),
         };
         let mut names_out: Vec<Box<str>> = vec![GLOBAL.into()];
         let mut ancestors: Vec<Box<[OuId]>> = vec![Box::new([OuId::GLOBAL])];
@@ -196,17 +212,35 @@ impl OuTree {
             let status = report.entry(Kind::OrganizationalUnit, tree.name(id));
             status.path = Some((tree.path(id), tree.depth(id) as u32));
         }
-        tree.resources = assign_resources(defs, &tree, report);
+        tree.resources = assign_resources(defs, broken, &tree, report);
+        for resource in defs.iter().chain(broken).flat_map(|d| &d.resources) {
+            tree.folded.entry(fold(resource).into()).or_insert_with(|| resource.as_str().into());
+        }
         tree
+    }
+}
+
+/// A resource id as compared for near misses: ASCII-lowercased, without surrounding spaces
+/// and trailing dots.
+fn fold(resource: &str) -> std::borrow::Cow<'_, str> {
+    let trimmed = resource.trim().trim_end_matches(['.', ' ', '\t']);
+    match trimmed.bytes().any(|b| b.is_ascii_uppercase()) {
+        true => std::borrow::Cow::Owned(trimmed.to_ascii_lowercase()),
+        false => std::borrow::Cow::Borrowed(trimmed),
     }
 }
 
 /// A resource listed by exactly one Ready OU belongs to it. Listed by two or more, it belongs
 /// to none of them (an order such as age or name would let a new OU take a resource, and its
 /// access, from another); listed by any OU outside the tree, it belongs to no known OU at all.
-fn assign_resources(defs: &[&OrganizationalUnitDef], tree: &OuTree, report: &mut Report) -> HashMap<Box<str>, Owner> {
+fn assign_resources<'d>(
+    defs: &[&'d OrganizationalUnitDef],
+    broken_defs: &[&'d OrganizationalUnitDef],
+    tree: &OuTree,
+    report: &mut Report,
+) -> HashMap<Box<str>, Owner> {
     let mut listed: HashMap<&str, Vec<&str>> = HashMap::default();
-    let mut broken: HashSet<&str> = HashSet::default();
+    let mut broken: HashSet<&str> = broken_defs.iter().flat_map(|d| &d.resources).map(String::as_str).collect();
     for def in defs {
         let ready = tree.get(&def.meta.name).is_some()
             && report.get(Kind::OrganizationalUnit, &def.meta.name).is_none_or(|s| s.is_ready());
@@ -267,7 +301,7 @@ mod tests {
     fn build(defs: &[OrganizationalUnitDef]) -> (OuTree, Report) {
         let mut report = Report::default();
         let refs: Vec<&OrganizationalUnitDef> = defs.iter().collect();
-        (OuTree::build(&refs, &mut report), report)
+        (OuTree::build(&refs, &[], &mut report), report)
     }
 
     fn reason(r: &Report, name: &str) -> Option<Reason> {

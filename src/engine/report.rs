@@ -61,7 +61,6 @@ pub enum Reason {
     ResourceConflict,
     RoleConflict,
     ScopeNotFound,
-    LowercaseMethod,
 }
 
 impl Reason {
@@ -81,7 +80,6 @@ impl Reason {
             Reason::ResourceConflict => "ResourceConflict",
             Reason::RoleConflict => "RoleConflict",
             Reason::ScopeNotFound => "ScopeNotFound",
-            Reason::LowercaseMethod => "LowercaseMethod",
         }
     }
 }

@@ -1,9 +1,17 @@
 //! Compiled permission-set rules.
 //!
-//! A rule has up to four fields; each is a full, anchored, case-sensitive regex (or, for
-//! `paths`, a list of feature-path grants). A rule matches when every field it sets matches.
-//! Rules of one side (allow or deny) are bucketed by literal `apiName` at build time, so a
-//! decision looks at the rules that can apply to its operation plus the few with a pattern.
+//! A rule has up to four fields; `resourceType` and `apiName` are full, anchored,
+//! case-sensitive regexes, `methods` a full, anchored, case-insensitive one, and `paths` a list
+//! of feature-path grants. A rule matches when every field it sets matches; a field left out
+//! matches every value, whatever the method.
+//!
+//! [`Rule::check`] is the one matcher: the decision and its `explain` trace both call it. What
+//! makes it fast is decided when the index is built: each regex is evaluated once against the
+//! finite set of operation IDs and resource types the catalogs define and against the nine
+//! usual methods, so a request on known values is answered from sorted id lists and a bit
+//! mask; only a value outside those sets (a method such as `PROPFIND`) is given to the regex.
+//! A side's rules are also bucketed by the operations their `apiName` matches, so a decision
+//! looks only at the rules that can apply; the buckets skip rules, they never decide one.
 
 use std::sync::Arc;
 
@@ -17,40 +25,59 @@ use super::report::{Problem, Reason};
 /// Compiled-size limit for one pattern (the regex crate's default is 10 MiB).
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
+/// How a pattern compares letters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Case {
+    Sensitive,
+    /// For `methods`.
+    Insensitive,
+}
+
 /// Compiles each distinct pattern once per build.
 #[derive(Default)]
 pub(crate) struct RegexCache {
-    compiled: HashMap<String, Arc<Regex>>,
+    compiled: HashMap<(String, Case), Arc<Regex>>,
 }
 
 impl RegexCache {
-    pub(crate) fn matcher(&mut self, pattern: &str) -> Result<Matcher, String> {
+    pub(crate) fn matcher(&mut self, pattern: &str, case: Case) -> Result<Matcher, String> {
+        let invalid = |e: &dyn std::fmt::Display| format!("invalid regex `{pattern}`: {}", last_line(&e.to_string()));
         if regex::escape(pattern) == pattern {
-            return Ok(Matcher::Literal(pattern.into()));
+            return Ok(match case {
+                Case::Sensitive => Matcher::Literal(pattern.into()),
+                Case::Insensitive => Matcher::LiteralNoCase(pattern.to_ascii_uppercase().into()),
+            });
         }
-        if let Some(re) = self.compiled.get(pattern) {
+        let key = (pattern.to_owned(), case);
+        if let Some(re) = self.compiled.get(&key) {
             return Ok(Matcher::Regex(re.clone()));
         }
+        // The pattern must parse on its own before it is anchored: `GetUser)|(ListUsers` would
+        // otherwise close the anchoring group and match `GetUserSecrets`.
+        regex_syntax::Parser::new().parse(pattern).map_err(|e| invalid(&e))?;
         let re = RegexBuilder::new(&format!("^(?:{pattern})$"))
+            .case_insensitive(case == Case::Insensitive)
             .size_limit(REGEX_SIZE_LIMIT)
             .build()
-            .map_err(|e| format!("invalid regex `{pattern}`: {}", first_line(&e.to_string())))?;
+            .map_err(|e| invalid(&e))?;
         let re = Arc::new(re);
-        self.compiled.insert(pattern.to_owned(), re.clone());
+        self.compiled.insert(key, re.clone());
         Ok(Matcher::Regex(re))
     }
 }
 
-fn first_line(s: &str) -> String {
+fn last_line(s: &str) -> String {
     // regex errors carry a multi-line caret diagram; the last line says what is wrong.
     s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(s).trim().to_owned()
 }
 
-/// One field of a rule.
+/// A pattern, compiled.
 #[derive(Clone, Debug)]
 pub(crate) enum Matcher {
     /// A pattern without metacharacters: compared as a string.
     Literal(Box<str>),
+    /// The same, ignoring ASCII case; kept uppercased.
+    LiteralNoCase(Box<str>),
     Regex(Arc<Regex>),
 }
 
@@ -59,6 +86,7 @@ impl Matcher {
     pub(crate) fn is_match(&self, value: &str) -> bool {
         match self {
             Matcher::Literal(l) => **l == *value,
+            Matcher::LiteralNoCase(l) => l.eq_ignore_ascii_case(value),
             Matcher::Regex(re) => re.is_match(value),
         }
     }
@@ -97,11 +125,13 @@ impl PathPattern {
 pub(crate) struct Attributes<'a, S> {
     pub resource_type: &'a str,
     pub api_name: &'a str,
+    /// Uppercased.
     pub method: &'a str,
     pub access_path: &'a [S],
-    /// The same values as domain ids, for the precomputed tables.
-    pub resource_type_id: u32,
-    pub op: u32,
+    /// The same values as domain ids, when the domain has them.
+    pub resource_type_id: Option<u32>,
+    pub op: Option<u32>,
+    /// 0 for a method outside the nine usual ones.
     pub method_bit: u16,
 }
 
@@ -125,60 +155,81 @@ impl Mismatch {
     }
 }
 
+/// `resourceType` or `apiName`: the pattern, and the domain values it matches.
+#[derive(Clone, Debug)]
+pub(crate) struct DomainField {
+    matcher: Matcher,
+    /// Sorted ids of the domain values the pattern matches.
+    ids: Arc<[u32]>,
+}
+
+impl DomainField {
+    #[inline]
+    fn matches(&self, id: Option<u32>, value: &str) -> bool {
+        match id {
+            Some(id) => self.ids.binary_search(&id).is_ok(),
+            None => self.matcher.is_match(value),
+        }
+    }
+}
+
+/// `methods`: the pattern, and the usual methods it admits.
+#[derive(Clone, Debug)]
+pub(crate) struct MethodField {
+    matcher: Matcher,
+    /// Bits of [`METHODS`]; HEAD's is set when the pattern admits HEAD or GET.
+    mask: u16,
+}
+
+impl MethodField {
+    fn new(matcher: Matcher) -> MethodField {
+        let mut mask = 0;
+        for (bit, m) in METHODS.iter().enumerate() {
+            if matcher.is_match(m) {
+                mask |= 1 << bit;
+            }
+        }
+        // A HEAD request is a GET without its body: a rule on GET covers it.
+        if mask & method_bit("GET") != 0 {
+            mask |= method_bit("HEAD");
+        }
+        MethodField { matcher, mask }
+    }
+
+    #[inline]
+    fn matches(&self, bit: u16, method: &str) -> bool {
+        match bit {
+            0 => self.matcher.is_match(method),
+            bit => self.mask & bit != 0,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct Rule {
-    pub resource_type: Option<Matcher>,
-    pub api_name: Option<Matcher>,
-    pub methods: Option<Matcher>,
-    pub paths: Option<Box<[PathPattern]>>,
-    /// Standard methods the `methods` regex admits (all when absent).
-    methods_mask: u16,
-    /// Domain resource types the `resourceType` regex matches (any when absent).
-    resource_type_ids: Option<Arc<[u32]>>,
+    pub(crate) resource_type: Option<DomainField>,
+    pub(crate) api_name: Option<DomainField>,
+    pub(crate) methods: Option<MethodField>,
+    pub(crate) paths: Option<Box<[PathPattern]>>,
 }
 
 impl Rule {
-    pub(crate) fn compile(def: &RuleDef, cache: &mut RegexCache) -> Result<Rule, Problem> {
-        let mut field = |p: &Option<String>| {
-            p.as_deref().map(|p| cache.matcher(p)).transpose().map_err(|e| Problem::new(Reason::InvalidRegex, e))
-        };
-        let resource_type = field(&def.resource_type)?;
-        let api_name = field(&def.api_name)?;
-        let methods = field(&def.methods)?;
-        let spec = |m: String| Problem::new(Reason::InvalidSpec, m);
-        let paths = match &def.paths {
-            Some(ps) if ps.is_empty() => {
-                return Err(spec("`paths` is empty: leave it out to mean any path".into()));
-            }
-            Some(ps) => Some(ps.iter().map(|p| PathPattern::parse(p)).collect::<Result<Box<[_]>, _>>().map_err(spec)?),
-            None => None,
-        };
-        Ok(Rule { resource_type, api_name, methods, paths, methods_mask: u16::MAX, resource_type_ids: None })
-    }
-
-    /// Checks every field but `apiName` (matched by the operation index) from the
-    /// precomputed tables: the hot path.
+    /// The one matcher: does the rule match, and if not, which field failed first.
     #[inline]
-    fn check_indexed<S: AsRef<str>>(&self, a: &Attributes<'_, S>) -> bool {
-        let method_ok = match (a.method_bit, &self.methods) {
-            (0, Some(m)) => m.is_match(a.method),
-            (bit, _) => self.methods_mask & bit != 0,
-        };
-        method_ok
-            && self.resource_type_ids.as_ref().is_none_or(|ids| ids.binary_search(&a.resource_type_id).is_ok())
-            && self.paths.as_ref().is_none_or(|ps| ps.iter().any(|p| p.covers(a.access_path)))
-    }
-
-    /// Checks every field by its pattern, saying which one failed: the explain path.
     pub(crate) fn check<S: AsRef<str>>(&self, a: &Attributes<'_, S>) -> Result<(), Mismatch> {
-        let ok = |m: &Option<Matcher>, v: &str| m.as_ref().is_none_or(|m| m.is_match(v));
-        if !ok(&self.api_name, a.api_name) {
+        if let Some(f) = &self.api_name
+            && !f.matches(a.op, a.api_name)
+        {
             return Err(Mismatch::ApiName);
         }
-        if !ok(&self.methods, a.method) {
+        if let Some(f) = &self.methods
+            && !f.matches(a.method_bit, a.method)
+        {
             return Err(Mismatch::Methods);
         }
-        if !ok(&self.resource_type, a.resource_type) {
+        if let Some(f) = &self.resource_type
+            && !f.matches(a.resource_type_id, a.resource_type)
+        {
             return Err(Mismatch::ResourceType);
         }
         if let Some(paths) = &self.paths
@@ -198,7 +249,7 @@ impl Rule {
 /// The methods rules are precomputed for; any other method is matched by its regex.
 const METHODS: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"];
 
-/// Bit of a standard method, 0 for any other.
+/// Bit of a usual method (uppercased), 0 for any other.
 #[inline]
 pub(crate) fn method_bit(method: &str) -> u16 {
     METHODS.iter().position(|m| *m == method).map_or(0, |i| 1 << i)
@@ -260,19 +311,56 @@ impl<'d> RuleCompiler<'d> {
         }
     }
 
-    /// Ids of the domain values a pattern matches, sorted.
-    fn matching(
+    /// A domain field: the pattern and the ids of the domain values it matches, sorted.
+    fn domain_field(
+        regexes: &mut RegexCache,
         cache: &mut HashMap<String, Arc<[u32]>>,
         pattern: &str,
-        matcher: &Matcher,
         values: &[Box<str>],
-    ) -> Arc<[u32]> {
-        if let Some(ids) = cache.get(pattern) {
-            return ids.clone();
-        }
-        let ids: Arc<[u32]> = (0..values.len() as u32).filter(|i| matcher.is_match(&values[*i as usize])).collect();
-        cache.insert(pattern.to_owned(), ids.clone());
-        ids
+    ) -> Result<DomainField, String> {
+        let matcher = regexes.matcher(pattern, Case::Sensitive)?;
+        let ids = match cache.get(pattern) {
+            Some(ids) => ids.clone(),
+            None => {
+                let ids: Arc<[u32]> =
+                    (0..values.len() as u32).filter(|i| matcher.is_match(&values[*i as usize])).collect();
+                cache.insert(pattern.to_owned(), ids.clone());
+                ids
+            }
+        };
+        Ok(DomainField { matcher, ids })
+    }
+
+    fn rule(&mut self, def: &RuleDef) -> Result<Rule, Problem> {
+        let regex = |e: String| Problem::new(Reason::InvalidRegex, e);
+        let domain = self.domain;
+        let resource_type = def
+            .resource_type
+            .as_deref()
+            .map(|p| Self::domain_field(&mut self.regexes, &mut self.resource_types, p, &domain.resource_types))
+            .transpose()
+            .map_err(regex)?;
+        let api_name = def
+            .api_name
+            .as_deref()
+            .map(|p| Self::domain_field(&mut self.regexes, &mut self.api_names, p, &domain.ops))
+            .transpose()
+            .map_err(regex)?;
+        let methods = def
+            .methods
+            .as_deref()
+            .map(|p| self.regexes.matcher(p, Case::Insensitive).map(MethodField::new))
+            .transpose()
+            .map_err(regex)?;
+        let spec = |m: String| Problem::new(Reason::InvalidSpec, m);
+        let paths = match &def.paths {
+            Some(ps) if ps.is_empty() => {
+                return Err(spec("`paths` is empty: leave it out to mean any path".into()));
+            }
+            Some(ps) => Some(ps.iter().map(|p| PathPattern::parse(p)).collect::<Result<Box<[_]>, _>>().map_err(spec)?),
+            None => None,
+        };
+        Ok(Rule { resource_type, api_name, methods, paths })
     }
 
     /// Compiles one side of a set.
@@ -281,23 +369,15 @@ impl<'d> RuleCompiler<'d> {
         let mut by_op: HashMap<u32, SmallVec<[u32; 2]>> = HashMap::default();
         let mut any_op = Vec::new();
         for (i, def) in defs.iter().enumerate() {
-            let mut rule = Rule::compile(def, &mut self.regexes).map_err(|p| (i, p))?;
+            let rule = self.rule(def).map_err(|p| (i, p))?;
             let index = i as u32;
-            match (&rule.api_name, &def.api_name) {
-                (Some(m), Some(p)) => {
-                    for op in Self::matching(&mut self.api_names, p, m, &self.domain.ops).iter() {
+            match &rule.api_name {
+                Some(f) => {
+                    for op in f.ids.iter() {
                         by_op.entry(*op).or_default().push(index);
                     }
                 }
-                _ => any_op.push(index),
-            }
-            if let (Some(m), Some(p)) = (&rule.resource_type, &def.resource_type) {
-                rule.resource_type_ids =
-                    Some(Self::matching(&mut self.resource_types, p, m, &self.domain.resource_types));
-            }
-            if let Some(m) = &rule.methods {
-                rule.methods_mask =
-                    METHODS.iter().enumerate().filter(|(_, v)| m.is_match(v)).fold(0, |acc, (b, _)| acc | 1 << b);
+                None => any_op.push(index),
             }
             rules.push(rule);
         }
@@ -305,7 +385,7 @@ impl<'d> RuleCompiler<'d> {
     }
 }
 
-/// The rules of one side of a permission set, indexed by the operations they can match.
+/// The rules of one side of a permission set, bucketed by the operations they can match.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct RuleList {
     pub rules: Box<[Rule]>,
@@ -316,12 +396,16 @@ pub(crate) struct RuleList {
 }
 
 impl RuleList {
-    /// Index of the first rule that matches, from the precomputed tables.
+    /// Index of the first rule that matches. The buckets only skip rules whose `apiName`
+    /// cannot match; every candidate is decided by [`Rule::check`].
     #[inline]
     pub(crate) fn first_match<S: AsRef<str>>(&self, a: &Attributes<'_, S>) -> Option<u32> {
+        let Some(op) = a.op else {
+            return self.rules.iter().position(|r| r.check(a).is_ok()).map(|i| i as u32);
+        };
         let bucket: &[u32] = match self.by_op.is_empty() {
             true => &[],
-            false => self.by_op.get(&a.op).map_or(&[], |b| b.as_slice()),
+            false => self.by_op.get(&op).map_or(&[], |b| b.as_slice()),
         };
         let (mut x, mut y) = (bucket.iter().peekable(), self.any_op.iter().peekable());
         loop {
@@ -332,7 +416,7 @@ impl RuleList {
                 (None, None) => return None,
             };
             let i = *i.expect("peeked");
-            if self.rules[i as usize].check_indexed(a) {
+            if self.rules[i as usize].check(a).is_ok() {
                 return Some(i);
             }
         }
@@ -343,29 +427,59 @@ impl RuleList {
 mod tests {
     use super::*;
 
+    fn m(pattern: &str) -> Matcher {
+        RegexCache::default().matcher(pattern, Case::Sensitive).unwrap()
+    }
+
     #[test]
     fn regexes_are_anchored_and_case_sensitive() {
+        let re = m("aws/.*");
+        assert!(re.is_match("aws/s3"));
+        assert!(!re.is_match("x-aws/s3"));
+        let re = m("GET|HEAD");
+        assert!(re.is_match("HEAD"));
+        assert!(!re.is_match("get"));
+        assert!(!re.is_match("GETX"));
+    }
+
+    #[test]
+    fn a_pattern_cannot_close_its_anchors() {
         let mut c = RegexCache::default();
-        let m = c.matcher("aws/.*").unwrap();
-        assert!(m.is_match("aws/s3"));
-        assert!(!m.is_match("x-aws/s3"));
-        let m = c.matcher("GET|HEAD").unwrap();
-        assert!(m.is_match("HEAD"));
-        assert!(!m.is_match("get"));
-        assert!(!m.is_match("GETX"));
+        for escape in ["GetUser)|(ListUsers", "a)|(.*", "x)|.*|(y"] {
+            let e = c.matcher(escape, Case::Sensitive).unwrap_err();
+            assert!(e.starts_with(&format!("invalid regex `{escape}`")), "{e}");
+        }
+        assert!(!m("GetUser|ListUsers").is_match("GetUserSecrets"));
+    }
+
+    #[test]
+    fn method_patterns_ignore_case_and_get_covers_head() {
+        let mut c = RegexCache::default();
+        for pattern in ["get", "GET", "g[e]t", "Get|post"] {
+            let f = MethodField::new(c.matcher(pattern, Case::Insensitive).unwrap());
+            assert!(f.matches(method_bit("GET"), "GET"), "{pattern}");
+            assert!(f.matches(method_bit("HEAD"), "HEAD"), "{pattern}: HEAD is a GET without its body");
+            assert!(!f.matches(method_bit("DELETE"), "DELETE"), "{pattern}");
+        }
+        let f = MethodField::new(c.matcher("propfind|PURGE", Case::Insensitive).unwrap());
+        assert!(f.matches(0, "PROPFIND") && f.matches(0, "PURGE") && !f.matches(0, "MKCOL"));
+        let head_only = MethodField::new(c.matcher("HEAD", Case::Insensitive).unwrap());
+        assert!(!head_only.matches(method_bit("GET"), "GET"));
     }
 
     #[test]
     fn empty_pattern_matches_only_empty() {
-        let m = RegexCache::default().matcher("").unwrap();
-        assert!(m.is_match(""));
-        assert!(!m.is_match("x"));
+        let re = m("");
+        assert!(re.is_match(""));
+        assert!(!re.is_match("x"));
     }
 
     #[test]
     fn identical_patterns_share_one_regex() {
         let mut c = RegexCache::default();
-        let (Matcher::Regex(a), Matcher::Regex(b)) = (c.matcher("a.*").unwrap(), c.matcher("a.*").unwrap()) else {
+        let (Matcher::Regex(a), Matcher::Regex(b)) =
+            (c.matcher("a.*", Case::Sensitive).unwrap(), c.matcher("a.*", Case::Sensitive).unwrap())
+        else {
             panic!("expected regexes")
         };
         assert!(Arc::ptr_eq(&a, &b));
@@ -374,8 +488,8 @@ mod tests {
     #[test]
     fn invalid_and_oversized_regexes_are_errors() {
         let mut c = RegexCache::default();
-        assert!(c.matcher("(").unwrap_err().contains("invalid regex `(`"));
-        assert!(c.matcher("(a{1000}){1000}").is_err());
+        assert!(c.matcher("(", Case::Sensitive).unwrap_err().contains("invalid regex `(`"));
+        assert!(c.matcher("(a{1000}){1000}", Case::Sensitive).is_err());
     }
 
     #[test]
@@ -410,29 +524,37 @@ mod tests {
             rule(Some("GetSecret"), None, None),
             rule(None, Some("k8s/.*"), Some("GET|PROPFIND")),
             rule(Some("List.*"), Some("aws/s3"), None),
+            rule(None, Some("aws/s3"), None),
         ];
         let list = RuleCompiler::new(&domain).side(&defs).unwrap();
         for (rt, api, method, expected) in [
             ("k8s/secret", "GetSecret", "GET", Some(1)),
             ("k8s/secret", "GetSecret", "POST", Some(0)),
+            ("k8s/secret", "GetSecret", "PROPFIND", Some(1)),
             ("k8s/job", "ListJobs", "GET", Some(2)),
+            ("k8s/job", "ListJobs", "HEAD", Some(2)),
             ("k8s/job", "ListJobs", "PROPFIND", Some(2)),
             ("k8s/job", "ListJobs", "DELETE", None),
             ("aws/s3", "ListBuckets", "DELETE", Some(3)),
+            ("aws/s3", "ListBuckets", "PURGE", Some(3)),
+            ("aws/s3", "", "PURGE", Some(4)),
             ("", "", "GET", None),
         ] {
-            let a = Attributes {
+            let mut d = domain.clone();
+            let known = Attributes {
                 resource_type: rt,
                 api_name: api,
                 method,
                 access_path: &[] as &[&str],
-                resource_type_id: domain.resource_type(rt),
-                op: domain.op(api),
+                resource_type_id: Some(d.resource_type(rt)),
+                op: Some(d.op(api)),
                 method_bit: method_bit(method),
             };
-            assert_eq!(list.first_match(&a), expected, "{api} {method}");
-            let slow = list.rules.iter().position(|r| r.check(&a).is_ok()).map(|i| i as u32);
-            assert_eq!(slow, expected, "{api} {method}: explain path");
+            assert_eq!(list.first_match(&known), expected, "{api} {method}");
+            let slow = list.rules.iter().position(|r| r.check(&known).is_ok()).map(|i| i as u32);
+            assert_eq!(slow, expected, "{api} {method}: every rule in order");
+            let unknown = Attributes { resource_type_id: None, op: None, ..known };
+            assert_eq!(list.first_match(&unknown), expected, "{api} {method}: values outside the domain");
         }
     }
 }

@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 use smallvec::SmallVec;
 
-use super::decision::NoTrace;
+use super::decision::{Decision, NoTrace, Outcome};
 use super::index::Snapshot;
 use super::model::GLOBAL;
 use super::request::{Claims, NoHeaders, Request, Subject};
@@ -53,6 +53,9 @@ pub struct EffectivePermissions {
 pub enum ViewError {
     #[error("organizational unit `{0}` is unknown or not ready")]
     UnknownOu(String),
+    /// An object that applies here is not Ready, so nothing is granted here.
+    #[error("{0}")]
+    Broken(String),
 }
 
 impl Snapshot {
@@ -116,7 +119,17 @@ impl Snapshot {
         let ou_name = ou.unwrap_or(GLOBAL);
         let id = self.ous.get(ou_name).ok_or_else(|| ViewError::UnknownOu(ou_name.to_owned()))?;
         let mut roles = SmallVec::new();
-        let sets = self.collect_sets(subject, id, now, &mut roles, &mut NoTrace);
+        let sets = self.collect_sets(subject, id, now, &mut roles, &mut NoTrace).map_err(|why| {
+            let d = Decision {
+                outcome: Outcome::Denied(why),
+                subject: Some(subject),
+                ou: Some(ou_name),
+                roles: SmallVec::new(),
+                operation: "",
+                rule: None,
+            };
+            ViewError::Broken(d.reason())
+        })?;
         let root = PathPattern::parse("/").expect("`/` is a valid grant");
         let mut grants: Vec<&PathPattern> = Vec::new();
         let mut denies: Vec<&PathPattern> = Vec::new();
