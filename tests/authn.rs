@@ -148,6 +148,11 @@ async fn valid_tokens_identify_and_every_attack_is_refused() {
         }
         rs256(&k, "rsa-1", &c)
     };
+    let without = |key: &str| {
+        let mut c = claims("alice");
+        c.as_object_mut().unwrap().remove(key);
+        rs256(&k, "rsa-1", &c)
+    };
     let mut rs384 = Header::new(Algorithm::RS384);
     rs384.kid = Some("rsa-1".into());
     let not_allowed =
@@ -163,6 +168,11 @@ async fn valid_tokens_identify_and_every_attack_is_refused() {
         ("not yet valid", with(json!({"nbf": now() + 3600})), |e| matches!(e, AuthnError::Invalid(_))),
         ("wrong issuer", with(json!({"iss": "https://evil.test"})), |e| matches!(e, AuthnError::UnknownIssuer(_))),
         ("wrong audience", with(json!({"aud": "someone-else"})), |e| matches!(e, AuthnError::Invalid(_))),
+        ("no audience", without("aud"), |e| matches!(e, AuthnError::Invalid(_))),
+        ("audience null", with(json!({"aud": null})), |e| matches!(e, AuthnError::Invalid(_))),
+        ("audience list without ours", with(json!({"aud": ["a", "b"]})), |e| matches!(e, AuthnError::Invalid(_))),
+        ("empty user claim", with(json!({"sub": ""})), |e| matches!(e, AuthnError::NoUser(_))),
+        ("blank user claim", with(json!({"sub": "  "})), |e| matches!(e, AuthnError::NoUser(_))),
         ("unknown kid", rs256(&k, "rotated-away", &claims("alice")), |e| matches!(e, AuthnError::UnknownKey(_))),
         ("no user claim", with(json!({"sub": null})), |e| matches!(e, AuthnError::NoUser(_))),
         ("malformed", "not.a.jwt".to_owned(), |e| matches!(e, AuthnError::Malformed)),

@@ -75,6 +75,17 @@ async fn no_identity_is_401_and_malformed_input_is_400() {
     let r = check(addr, json!({"token": "a.b.c", "method": "GET", "path": "/x"})).await;
     assert_eq!(r.status, 401);
     assert_eq!(r.json()["reason"], "bearer token is malformed");
+    // No user is no identity.
+    for user in ["", "   "] {
+        let r =
+            check(addr, json!({"subject": {"user": user, "groups": ["admins"]}, "method": "GET", "path": "/x"})).await;
+        assert_eq!(r.status, 401, "{user:?}: {}", r.body);
+        assert_eq!(r.header("x-auth-reason"), Some("no valid identity"));
+    }
+    // A host that is not a URI authority is a client error.
+    let r = check(addr, json!({"subject": {"user": "u"}, "method": "GET", "host": "a:80:80", "path": "/x"})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.json()["reason"], "the host is not a valid host name");
 
     let r = call(addr, "POST", "/v1/check", "{not json").await;
     assert_eq!(r.status, 400);

@@ -341,6 +341,8 @@ impl Authenticator {
             validation.validate_aud = false;
         } else {
             validation.set_audience(&issuer.config.audiences);
+            // jsonwebtoken checks `aud` only when the token has one: require it (DESIGN §5).
+            validation.required_spec_claims.insert("aud".to_owned());
         }
         validation.leeway = self.config.leeway_seconds;
         validation.validate_nbf = true;
@@ -373,7 +375,7 @@ impl Authenticator {
         let user = claims
             .get(&self.config.user_claim)
             .and_then(Value::as_str)
-            .filter(|u| !u.is_empty())
+            .filter(|u| !u.trim().is_empty())
             .ok_or_else(|| AuthnError::NoUser(self.config.user_claim.clone()))?
             .to_owned();
         let groups = match claims.get(&self.config.groups_claim) {
@@ -397,8 +399,10 @@ impl Authenticator {
             return self.verify(token).await;
         }
         if self.config.trusted_headers
-            && let Some(user) =
-                headers.get(super::names::X_AUTH_REQUEST_USER).and_then(|v| v.to_str().ok()).filter(|u| !u.is_empty())
+            && let Some(user) = headers
+                .get(super::names::X_AUTH_REQUEST_USER)
+                .and_then(|v| v.to_str().ok())
+                .filter(|u| !u.trim().is_empty())
         {
             let groups = headers
                 .get(super::names::X_AUTH_REQUEST_GROUPS)
