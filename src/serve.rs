@@ -44,7 +44,7 @@ pub fn reload(dir: &Path, state: &AppState) -> Result<usize, String> {
     for (kind, name, p) in report.warnings() {
         tracing::warn!("{kind}/{name}: {p}");
     }
-    state.publish(snapshot);
+    state.publish(snapshot, &report);
     tracing::info!(objects = loaded.resources.len(), generation = state.generation(), "index published");
     Ok(loaded.resources.len())
 }

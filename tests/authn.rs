@@ -257,7 +257,8 @@ async fn proxy_adapters_decide_the_original_request() {
     cfg.trusted_headers = false;
     let state = AppState::new(Authenticator::new(cfg).await);
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    state.publish(Snapshot::build(&files::load(&dir).unwrap().definitions(), jiff::Timestamp::now()).0);
+    let (snap, report) = Snapshot::build(&files::load(&dir).unwrap().definitions(), jiff::Timestamp::now());
+    state.publish(snap, &report);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { serve(listener, state, HEADER_READ_TIMEOUT, std::future::pending()).await.unwrap() });
@@ -341,7 +342,7 @@ async fn trusted_headers_and_anonymous_are_opt_in() {
     let snap = || Snapshot::build(&files::load(&dir).unwrap().definitions(), jiff::Timestamp::now()).0;
     let start = |cfg: AuthnConfig, snap: Snapshot| async move {
         let state = AppState::new(Authenticator::new(cfg).await);
-        state.publish(snap);
+        state.publish(snap, &Default::default());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { serve(listener, state, HEADER_READ_TIMEOUT, std::future::pending()).await.unwrap() });

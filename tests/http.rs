@@ -16,8 +16,8 @@ async fn start(examples: bool) -> std::net::SocketAddr {
     let state = AppState::new(Authenticator::new(AuthnConfig::default()).await);
     if examples {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-        let (snap, _) = Snapshot::build(&files::load(&dir).unwrap().definitions(), jiff::Timestamp::now());
-        state.publish(snap);
+        let (snap, report) = Snapshot::build(&files::load(&dir).unwrap().definitions(), jiff::Timestamp::now());
+        state.publish(snap, &report);
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -72,7 +72,8 @@ async fn turnstile(dir: &Path) -> (SocketAddr, impl Fn(&str) -> String) {
     };
     let state = AppState::new(Authenticator::new(config).await);
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    state.publish(Snapshot::build(&files::load(&examples).unwrap().definitions(), jiff::Timestamp::now()).0);
+    let (snap, report) = Snapshot::build(&files::load(&examples).unwrap().definitions(), jiff::Timestamp::now());
+    state.publish(snap, &report);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { serve(listener, state, HEADER_READ_TIMEOUT, std::future::pending()).await.unwrap() });

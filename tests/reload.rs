@@ -98,3 +98,56 @@ fn counted(metrics: &str, series: &str) -> u64 {
     let line = metrics.lines().find_map(|l| l.strip_prefix(series)).unwrap_or_else(|| panic!("no {series}"));
     line.trim().parse().unwrap()
 }
+
+const BROKEN_DENY: &str = "apiVersion: turnstile.dev/v1alpha1
+kind: PermissionSet
+metadata: {name: no-policy-reads}
+spec:
+  deny: [{apiName: \"ListPolicyDefinitions(\"}]
+---
+apiVersion: turnstile.dev/v1alpha1
+kind: UserBinding
+metadata: {name: bob-no-reads}
+spec:
+  subjects: [{kind: User, name: bob@example.com}]
+  permissionSets: [no-policy-reads]
+  organizationalUnits: [accounting]
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_breaks_a_deny_set_is_visible_and_denies() {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/clumio");
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let state = AppState::new(Authenticator::new(AuthnConfig::default()).await);
+    assert!(turnstile::serve::reload(dir.path(), &state).is_ok());
+    let _watcher = turnstile::serve::watch(dir.path().to_owned(), state.clone()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { serve(listener, state, HEADER_READ_TIMEOUT, std::future::pending()).await.unwrap() });
+    let read = async || {
+        let body = json!({"subject": {"user": "bob@example.com"}, "ou": "accounting", "method": "GET",
+                          "host": "api.example.com", "path": "/api/v1/policy-definitions"});
+        common::http(addr, "POST", "/v1/check", &[], &body.to_string()).await
+    };
+    assert_eq!(read().await.status, 200);
+    let metrics = common::http(addr, "GET", "/metrics", &[], "").await.body;
+    assert_eq!(counted(&metrics, r#"turnstile_objects{kind="PermissionSet",ready="false"}"#), 0, "{metrics}");
+
+    std::fs::write(dir.path().join("deny.yaml"), BROKEN_DENY).unwrap();
+    eventually("the broken deny set taking effect", async || read().await.status == 403).await;
+    let denied = read().await;
+    assert!(denied.json()["reason"].as_str().unwrap().contains("user binding `bob-no-reads`"), "{}", denied.body);
+    let ready = common::http(addr, "GET", "/readyz", &[], "").await;
+    assert_eq!(ready.status, 200, "the index serves: the broken set denies");
+    assert!(ready.body.contains("2 objects are not ready"), "{}", ready.body);
+    assert!(ready.body.contains("PermissionSet/no-policy-reads: InvalidRegex"), "{}", ready.body);
+    assert!(ready.body.contains("UserBinding/bob-no-reads: PermissionSetNotFound"), "{}", ready.body);
+    let metrics = common::http(addr, "GET", "/metrics", &[], "").await.body;
+    assert_eq!(counted(&metrics, r#"turnstile_objects{kind="PermissionSet",ready="false"}"#), 1, "{metrics}");
+    assert_eq!(counted(&metrics, r#"turnstile_objects{kind="UserBinding",ready="false"}"#), 1, "{metrics}");
+    assert!(counted(&metrics, r#"turnstile_objects{kind="PermissionSet",ready="true"}"#) >= 4, "{metrics}");
+}

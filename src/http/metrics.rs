@@ -1,5 +1,5 @@
-//! Prometheus metrics: decisions by endpoint and result, decision latency, and the index's
-//! generation, age and reload failures.
+//! Prometheus metrics: decisions by endpoint and result, decision latency, the index's
+//! generation, age and reload failures, and its objects by kind and readiness.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -10,6 +10,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use crate::engine::{Kind, Report};
 
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
 #[allow(non_camel_case_types)]
@@ -44,6 +46,12 @@ pub struct DecisionLabels {
     pub result: Result,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ObjectLabels {
+    pub kind: &'static str,
+    pub ready: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     /// The decision counters by endpoint and result, created up front: counting a decision is
@@ -54,6 +62,8 @@ pub struct Metrics {
     age: Gauge,
     reload_failures: Counter,
     loaded_at: AtomicI64,
+    /// Objects of the serving index by kind, Ready (index 0) and not (index 1).
+    objects: [[Gauge; 2]; Kind::ALL.len()],
 }
 
 impl Default for Metrics {
@@ -72,7 +82,21 @@ impl Default for Metrics {
         registry.register("index_age_seconds", "Seconds since the serving index was published", age.clone());
         let reload_failures = Counter::default();
         registry.register("reload_failures", "Reloads that kept the previous index", reload_failures.clone());
-        Metrics { registry, decisions, latency, generation, age, reload_failures, loaded_at: AtomicI64::new(0) }
+        let objects = Family::<ObjectLabels, Gauge>::default();
+        registry.register("objects", "Objects of the serving index by kind and readiness", objects.clone());
+        let objects = Kind::ALL.map(|kind| {
+            ["true", "false"].map(|ready| objects.get_or_create(&ObjectLabels { kind: kind.as_str(), ready }).clone())
+        });
+        Metrics {
+            registry,
+            decisions,
+            latency,
+            generation,
+            age,
+            reload_failures,
+            loaded_at: AtomicI64::new(0),
+            objects,
+        }
     }
 }
 
@@ -82,9 +106,17 @@ impl Metrics {
         self.latency.observe(took.as_secs_f64());
     }
 
-    pub fn published(&self, generation: u64) {
+    pub fn published(&self, generation: u64, report: &Report) {
         self.generation.set(generation as i64);
         self.loaded_at.store(jiff::Timestamp::now().as_second(), Ordering::Relaxed);
+        let mut counts = [[0i64; 2]; Kind::ALL.len()];
+        for ((kind, _), status) in &report.objects {
+            counts[*kind as usize][usize::from(!status.is_ready())] += 1;
+        }
+        for (gauges, counts) in self.objects.iter().zip(counts) {
+            gauges[0].set(counts[0]);
+            gauges[1].set(counts[1]);
+        }
     }
 
     pub fn reload_failed(&self) {
@@ -112,5 +144,6 @@ mod tests {
     fn counters_are_indexed_by_declaration_order() {
         assert!(Endpoint::ALL.iter().enumerate().all(|(i, &e)| e as usize == i));
         assert!(Result::ALL.iter().enumerate().all(|(i, &r)| r as usize == i));
+        assert!(Kind::ALL.iter().enumerate().all(|(i, &k)| k as usize == i));
     }
 }

@@ -28,7 +28,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tower::Service;
 
-use crate::engine::{Answer, Claims, Headers, Request, Snapshot, Subject, split_url};
+use crate::engine::{Answer, Claims, Headers, Report, Request, Snapshot, Subject, split_url};
 
 pub mod authn;
 pub mod metrics;
@@ -78,6 +78,8 @@ pub struct AppState {
     generation: AtomicU64,
     /// Why the last reload kept the previous index, until a reload succeeds.
     reload_error: ArcSwapOption<String>,
+    /// The objects of the serving index that are not Ready, one line each.
+    not_ready: ArcSwapOption<Vec<String>>,
 }
 
 impl AppState {
@@ -88,14 +90,18 @@ impl AppState {
             metrics: Metrics::default(),
             generation: AtomicU64::new(0),
             reload_error: ArcSwapOption::empty(),
+            not_ready: ArcSwapOption::empty(),
         })
     }
 
-    /// Publishes a new snapshot; requests under way keep the one they loaded.
-    pub fn publish(&self, snapshot: Snapshot) {
+    /// Publishes a new snapshot and the report of its build; requests under way keep the
+    /// snapshot they loaded.
+    pub fn publish(&self, snapshot: Snapshot, report: &Report) {
+        let not_ready: Vec<String> = report.errors().map(|(kind, name, p)| format!("{kind}/{name}: {p}")).collect();
         self.snapshot.store(Some(Arc::new(snapshot)));
         self.reload_error.store(None);
-        self.metrics.published(self.generation.fetch_add(1, Ordering::Relaxed) + 1);
+        self.not_ready.store((!not_ready.is_empty()).then(|| Arc::new(not_ready)));
+        self.metrics.published(self.generation.fetch_add(1, Ordering::Relaxed) + 1, report);
     }
 
     /// Records a reload that kept the previous index.
@@ -237,6 +243,9 @@ fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// Objects that are not Ready listed by `/readyz`, at most.
+const READYZ_OBJECTS: usize = 50;
+
 /// 503 until the first index; then 200, saying which generation serves and whether the last
 /// reload failed (the previous index keeps serving).
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
@@ -246,6 +255,19 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let mut text = format!("ready: index generation {}\n", state.generation());
     if let Some(e) = state.reload_error.load().as_ref() {
         text.push_str(&format!("last reload failed, previous index kept: {e}\n"));
+    }
+    // Broken objects deny where they apply: say which, so a bad reload is visible here.
+    if let Some(objects) = state.not_ready.load().as_ref() {
+        text.push_str(&format!("{} objects are not ready and deny where they apply:\n", objects.len()));
+        for line in objects.iter().take(READYZ_OBJECTS) {
+            text.push_str(&format!("  {line}\n"));
+        }
+        if objects.len() > READYZ_OBJECTS {
+            text.push_str(&format!(
+                "  … and {} more (`turnstile validate` lists them all)\n",
+                objects.len() - READYZ_OBJECTS
+            ));
+        }
     }
     (StatusCode::OK, text).into_response()
 }
