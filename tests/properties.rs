@@ -349,35 +349,20 @@ fn add_broken(defs: &mut Definitions, b: &Broken) {
         defs.organizational_units.get(i).map_or("global".to_owned(), |o| o.meta.name.clone())
     };
     let deny_set = |name: &str| mk_set(name, vec![], vec![rt("k8s/(")]);
+    let bind_broken_set = |u: usize| mk_binding("broken-b", vec![user(USERS[u])], None, &["global"], &["broken-set"]);
     match b {
         Broken::BadRegex { system_wide, bound, in_role } => {
             let mut set = deny_set("broken-set");
             set.system_wide = *system_wide;
             defs.permission_sets.push(set);
-            if let Some(u) = bound {
-                defs.user_bindings.push(mk_binding(
-                    "broken-b",
-                    vec![user(USERS[*u])],
-                    None,
-                    &["global"],
-                    &["broken-set"],
-                ));
-            }
+            defs.user_bindings.extend(bound.map(bind_broken_set));
             if let Some(r) = in_role.and_then(|r| defs.roles.get_mut(r)) {
                 r.permission_sets.push("broken-set".into());
             }
         }
         Broken::EmptyPaths { bound } => {
             defs.permission_sets.push(mk_set("broken-set", vec![], vec![paths(&[])]));
-            if let Some(u) = bound {
-                defs.user_bindings.push(mk_binding(
-                    "broken-b",
-                    vec![user(USERS[*u])],
-                    None,
-                    &["global"],
-                    &["broken-set"],
-                ));
-            }
+            defs.user_bindings.extend(bound.map(bind_broken_set));
         }
         Broken::Duplicate(kind, i) | Broken::Unreadable(kind, i) => {
             let unreadable = matches!(b, Broken::Unreadable(..));

@@ -26,17 +26,9 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     panic!("{what} did not happen within 5 s");
 }
 
-const GRANT: &str = "apiVersion: turnstile.dev/v1alpha1
-kind: UserBinding
-metadata: {name: bob-policy-admin}
-spec:
-  subjects: [{kind: User, name: bob@example.com}]
-  permissionSets: [policy-management-full]
-  organizationalUnits: [accounting]
-";
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn changes_are_picked_up_and_broken_files_keep_the_last_good_index() {
+/// Serves a copy of `examples/clumio` from a temporary folder, watched: (folder, address,
+/// watcher to keep alive).
+async fn serve_clumio_copy() -> (tempfile::TempDir, std::net::SocketAddr, notify::RecommendedWatcher) {
     let dir = tempfile::tempdir().unwrap();
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/clumio");
     for entry in std::fs::read_dir(&examples).unwrap() {
@@ -49,6 +41,21 @@ async fn changes_are_picked_up_and_broken_files_keep_the_last_good_index() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { serve(listener, state, HEADER_READ_TIMEOUT, std::future::pending()).await.unwrap() });
+    (dir, addr, _watcher)
+}
+
+const GRANT: &str = "apiVersion: turnstile.dev/v1alpha1
+kind: UserBinding
+metadata: {name: bob-policy-admin}
+spec:
+  subjects: [{kind: User, name: bob@example.com}]
+  permissionSets: [policy-management-full]
+  organizationalUnits: [accounting]
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_are_picked_up_and_broken_files_keep_the_last_good_index() {
+    let (dir, addr, _watcher) = serve_clumio_copy().await;
 
     assert_eq!(delete_allowed(addr).await, 403, "bob is read-only at first");
     std::fs::write(dir.path().join("grant.yaml"), GRANT).unwrap();
@@ -116,18 +123,7 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_that_breaks_a_deny_set_is_visible_and_denies() {
-    let dir = tempfile::tempdir().unwrap();
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/clumio");
-    for entry in std::fs::read_dir(&examples).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
-    }
-    let state = AppState::new(Authenticator::new(AuthnConfig::default()).await);
-    assert!(turnstile::serve::reload(dir.path(), &state).is_ok());
-    let _watcher = turnstile::serve::watch(dir.path().to_owned(), state.clone()).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { serve(listener, state, HEADER_READ_TIMEOUT, std::future::pending()).await.unwrap() });
+    let (dir, addr, _watcher) = serve_clumio_copy().await;
     let read = async || {
         let body = json!({"subject": {"user": "bob@example.com"}, "ou": "accounting", "method": "GET",
                           "host": "api.example.com", "path": "/api/v1/policy-definitions"});
