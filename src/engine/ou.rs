@@ -213,8 +213,19 @@ impl OuTree {
             status.path = Some((tree.path(id), tree.depth(id) as u32));
         }
         tree.resources = assign_resources(defs, broken, &tree, report);
-        for resource in defs.iter().chain(broken).flat_map(|d| &d.resources) {
-            tree.folded.entry(fold(resource).into()).or_insert_with(|| resource.as_str().into());
+        for def in defs.iter().chain(broken) {
+            for resource in &def.resources {
+                let first = tree.folded.entry(fold(resource).into()).or_insert_with(|| resource.as_str().into());
+                if **first != **resource {
+                    // Ids are compared exactly; two that differ only in case or trailing dots
+                    // are almost always one resource written two ways.
+                    let msg = format!(
+                        "resource `{resource}` differs from the listed `{first}` only in case or trailing characters; \
+                         ids are compared exactly"
+                    );
+                    report.warn(Kind::OrganizationalUnit, &def.meta.name, Problem::new(Reason::ResourceConflict, msg));
+                }
+            }
         }
         tree
     }
@@ -371,5 +382,16 @@ mod tests {
         }
         assert_eq!(t.owner("x"), Some(Owner::Unknown));
         assert_eq!(t.owner("elsewhere"), None);
+    }
+
+    #[test]
+    fn near_miss_ids_are_recognized_and_listed_ones_reported() {
+        let (t, r) = build(&[ou("a", None, &["prod01"]), ou("b", None, &["PROD01."])]);
+        assert_eq!(t.near_miss("Prod01"), Some("prod01"));
+        assert_eq!(t.near_miss(" prod01.. "), Some("prod01"));
+        assert_eq!(t.near_miss("prod02"), None);
+        let warnings = &r.get(Kind::OrganizationalUnit, "b").unwrap().warnings;
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].message.contains("`PROD01.` differs from the listed `prod01`"), "{}", warnings[0].message);
     }
 }
