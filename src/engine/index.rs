@@ -91,18 +91,18 @@ impl Snapshot {
     pub fn build(defs: &Definitions, now: Timestamp) -> (Snapshot, Report) {
         let mut report = Report::default();
         let ou_defs = by_name(&defs.organizational_units, |d| &d.meta, Kind::OrganizationalUnit, &mut report);
-        let ous = OuTree::build(&ou_defs.ready, &ou_defs.broken, &mut report);
+        let ous = OuTree::build(&ou_defs.ready, &ou_defs.broken(), &mut report);
 
         // Catalogs first: their operations and resource types are the domain rules are
         // precomputed against.
         let mut router = Router::default();
         let catalogs = by_name(&defs.api_catalogs, |d| &d.meta, Kind::ApiCatalog, &mut report);
-        for def in catalogs.ready {
+        for &def in &catalogs.ready {
             if let Err(p) = router.add(def) {
                 report.fail(Kind::ApiCatalog, &def.meta.name, p);
             }
         }
-        for def in catalogs.broken {
+        for def in catalogs.broken() {
             router.add_broken(def);
         }
 
@@ -112,7 +112,7 @@ impl Snapshot {
         let mut sets = Vec::new();
         let mut broken_system_wide = Vec::new();
         let set_defs = by_name(&defs.permission_sets, |d| &d.meta, Kind::PermissionSet, &mut report);
-        for def in set_defs.ready {
+        for &def in &set_defs.ready {
             let scope = scope_of(def, &ous, Some(&mut report));
             match compile_set(def, scope.clone(), &mut compiler) {
                 Ok(set) => sets.push((set, def.system_wide)),
@@ -124,7 +124,7 @@ impl Snapshot {
                 }
             }
         }
-        for def in set_defs.broken.iter().filter(|d| d.system_wide) {
+        for def in set_defs.broken().into_iter().filter(|d| d.system_wide) {
             broken_system_wide
                 .push(BrokenSet { name: def.meta.name.as_str().into(), scope: scope_of(def, &ous, None) });
         }
@@ -148,11 +148,8 @@ impl Snapshot {
         let mut subjects_of: Vec<&UserBindingDef> = Vec::new();
         let binding_defs = by_name(&defs.user_bindings, |d| &d.meta, Kind::UserBinding, &mut report);
         let refs = Refs { ous: &ous, sets: &set_ids, roles: &role_ids, role_sets: &role_sets };
-        let all = binding_defs.ready.iter().map(|d| (*d, None));
-        let all = all.chain(binding_defs.broken.iter().map(|d| (*d, report.get(Kind::UserBinding, &d.meta.name))));
-        let all: Vec<(&UserBindingDef, Option<Problem>)> =
-            all.map(|(d, s)| (d, s.and_then(|s| s.error.clone()))).collect();
-        for (def, known) in all {
+        let all = binding_defs.ready.into_iter().map(|d| (d, None));
+        for (def, known) in all.chain(binding_defs.broken.into_iter().map(|(d, p)| (d, Some(p)))) {
             let (binding, problem) = compile_binding(def, &refs, known);
             if let Some(p) = problem {
                 report.fail(Kind::UserBinding, &def.meta.name, p);
@@ -222,7 +219,13 @@ pub struct Stats {
 /// read), which are reported here.
 struct ByName<'d, T> {
     ready: Vec<&'d T>,
-    broken: Vec<&'d T>,
+    broken: Vec<(&'d T, Problem)>,
+}
+
+impl<T> ByName<'_, T> {
+    fn broken(&self) -> Vec<&T> {
+        self.broken.iter().map(|(d, _)| *d).collect()
+    }
 }
 
 fn by_name<'d, T>(items: &'d [T], meta: fn(&T) -> &Meta, kind: Kind, report: &mut Report) -> ByName<'d, T> {
@@ -236,11 +239,12 @@ fn by_name<'d, T>(items: &'d [T], meta: fn(&T) -> &Meta, kind: Kind, report: &mu
         report.entry(kind, name);
         if run > 1 {
             let p = Problem::new(Reason::DuplicateName, format!("{run} objects of kind {kind} are named `{name}`"));
-            report.fail(kind, name, p);
-            out.broken.extend_from_slice(&sorted[i..i + run]);
+            report.fail(kind, name, p.clone());
+            out.broken.extend(sorted[i..i + run].iter().map(|d| (*d, p.clone())));
         } else if let Some(why) = &meta(sorted[i]).invalid {
-            report.fail(kind, name, Problem::new(Reason::InvalidSpec, why.clone()));
-            out.broken.push(sorted[i]);
+            let p = Problem::new(Reason::InvalidSpec, why.clone());
+            report.fail(kind, name, p.clone());
+            out.broken.push((sorted[i], p));
         } else {
             out.ready.push(sorted[i]);
         }
