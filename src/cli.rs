@@ -150,7 +150,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut config: ServeConfig = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
-            serde_yaml::from_str(&text).with_context(|| format!("`{}` is not a valid config", path.display()))?
+            serde_saphyr::from_str(&text).with_context(|| format!("`{}` is not a valid config", path.display()))?
         }
         None => ServeConfig::default(),
     };
@@ -287,7 +287,7 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
             writeln!(out, "  rule:      {}", answer.rule.as_deref().unwrap_or("-"))?;
             if let Some(t) = &answer.trace {
                 writeln!(out, "trace:")?;
-                for line in serde_yaml::to_string(t)?.lines() {
+                for line in serde_saphyr::to_string(t)?.lines() {
                     writeln!(out, "  {line}")?;
                 }
             }

@@ -6,8 +6,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
 use super::convert::AnyResource;
 use super::crd::{ApiCatalog, GROUP, OrganizationalUnit, PermissionSet, Role, UserBinding, VERSION};
 use crate::engine::{Definitions, Kind};
@@ -109,73 +107,148 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// Parses one file's documents into `loaded`.
-pub fn load_str(file: &Path, text: &str, loaded: &mut Loaded) {
-    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let origin = Origin { file: file.to_owned(), document: i + 1 };
-        let value = match serde_yaml::Value::deserialize(doc) {
-            Ok(v) => v,
-            Err(e) => {
-                loaded.problems.push(LoadProblem { origin, object: None, message: format!("not valid YAML: {e}") });
-                // The parser cannot resynchronize after a syntax error.
-                break;
-            }
-        };
-        if value.is_null() {
-            continue;
-        }
-        let field = |k: &str| value.get(k).and_then(|v| v.as_str()).unwrap_or("");
-        let (api_version, kind) = (field("apiVersion").to_owned(), field("kind").to_owned());
-        let name = value.get("metadata").and_then(|m| m.get("name")).and_then(|n| n.as_str()).map(str::to_owned);
-        let Some((group, version)) = api_version.split_once('/').filter(|(g, _)| *g == GROUP) else {
-            let what = if kind.is_empty() {
-                "a document without `kind`".to_owned()
-            } else {
-                format!("`{api_version}` `{kind}`")
-            };
-            loaded.notes.push(format!("{origin}: skipped {what}: not a {GROUP} resource"));
-            continue;
-        };
-        let object = Some(format!("{kind}/{}", name.as_deref().unwrap_or("?")));
-        let problem = |message: String| LoadProblem { origin: origin.clone(), object: object.clone(), message };
-        if version != VERSION {
-            loaded
-                .problems
-                .push(problem(format!("version `{group}/{version}` is not served; use `{GROUP}/{VERSION}`")));
-            continue;
-        }
-        let Some(kind_id) = Kind::parse(&kind) else {
-            loaded.problems.push(problem(format!("unknown kind `{kind}`")));
-            continue;
-        };
-        let Some(name) = name.filter(|n| !n.is_empty()) else {
-            loaded.problems.push(problem("`metadata.name` is missing".to_owned()));
-            continue;
-        };
-        let mut value = value;
-        if let Some(map) = value.as_mapping_mut() {
-            // An object with nothing to say (an OU with no parent) may leave `spec` out.
-            map.entry("spec".into()).or_insert_with(|| serde_yaml::Value::Mapping(Default::default()));
-        }
-        match parse(kind_id, value) {
-            Ok(resource) => {
-                loaded.origins.entry((kind_id, name)).or_default().push(origin.clone());
-                loaded.resources.push((origin, resource));
-            }
-            Err(e) => loaded.problems.push(problem(format!("does not match the schema: {e}"))),
-        }
+/// Limits on one document, against YAML bombs: serde-saphyr's `Budget` caps the parser events
+/// (`max_events`), nodes (`max_nodes`), nesting (`max_depth`), anchors and aliases
+/// (`max_anchors`, `max_aliases`) and scalar text (`max_total_scalar_bytes`) before anything is
+/// built, and its `AliasLimits` cap how many events aliases may replay
+/// (`max_total_replayed_events`, the "billion laughs" expansion) and how deeply they nest. A
+/// real manifest is far below every one of them; a document over any of them is a load problem.
+fn options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_events: 1_000_000,
+            max_nodes: 500_000,
+            max_depth: 64,
+            max_anchors: 1_000,
+            max_aliases: 10_000,
+            max_total_scalar_bytes: 16 << 20,
+            max_documents: 1,
+        },
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: 100_000,
+            max_replay_stack_depth: 16,
+        },
+        with_snippet: false,
     }
 }
 
-fn parse(kind: Kind, value: serde_yaml::Value) -> Result<AnyResource, serde_yaml::Error> {
-    Ok(match kind {
-        Kind::OrganizationalUnit => {
-            AnyResource::OrganizationalUnit(serde_yaml::from_value::<OrganizationalUnit>(value)?)
+/// Parses one file's documents into `loaded`, one by one.
+pub fn load_str(file: &Path, text: &str, loaded: &mut Loaded) {
+    let origin = |document| Origin { file: file.to_owned(), document };
+    let syntax_error = each_document(text, |document, slice, line_offset| {
+        let origin = origin(document);
+        match serde_saphyr::from_str_with_options::<serde_json::Value>(slice, options()) {
+            Ok(value) => load_value(origin, value, loaded),
+            Err(e) => {
+                // Lines are counted from the top of the file, not of the document.
+                let message = e.render_with_options(serde_saphyr::render_options! {
+                    formatter: &serde_saphyr::UserMessageFormatter,
+                    snippets: serde_saphyr::SnippetMode::Off,
+                    line_offset: line_offset,
+                });
+                loaded.problems.push(LoadProblem {
+                    origin,
+                    object: None,
+                    message: format!("not valid YAML: {message}"),
+                });
+            }
         }
-        Kind::PermissionSet => AnyResource::PermissionSet(serde_yaml::from_value::<PermissionSet>(value)?),
-        Kind::Role => AnyResource::Role(serde_yaml::from_value::<Role>(value)?),
-        Kind::UserBinding => AnyResource::UserBinding(serde_yaml::from_value::<UserBinding>(value)?),
-        Kind::ApiCatalog => AnyResource::ApiCatalog(serde_yaml::from_value::<ApiCatalog>(value)?),
+    });
+    if let Some((document, message)) = syntax_error {
+        // The parser cannot resynchronize after a syntax error.
+        loaded.problems.push(LoadProblem {
+            origin: origin(document),
+            object: None,
+            message: format!("not valid YAML: {message}"),
+        });
+    }
+}
+
+/// Calls `f(position, text, lines before it)` for each document of a YAML stream, empty ones
+/// included, so that positions are the ones a reader counts. A syntax error ends the stream:
+/// it is returned with the position of the document it is in.
+///
+/// The stream is only scanned here (aliases are not expanded, so this is linear in the
+/// input); each document is then parsed on its own, under [`options`]'s budget.
+fn each_document(text: &str, mut f: impl FnMut(usize, &str, u64)) -> Option<(usize, String)> {
+    use serde_saphyr::granit_parser::{Event, Parser};
+    let mut parser = Parser::new_from_str(text);
+    let (mut position, mut start) = (0, None);
+    while let Some(event) = parser.next_event() {
+        match event {
+            Ok((Event::DocumentStart(..), span)) => {
+                position += 1;
+                let at = span.start.byte_offset().unwrap_or(span.start.index());
+                // An implicit document starts at its first token: take its indentation too.
+                let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+                let at = if text[line_start..at].trim().is_empty() { line_start } else { at };
+                start = Some((at, span.start.line().saturating_sub(1)));
+            }
+            Ok((Event::DocumentEnd, span)) => {
+                if let Some((at, lines_before)) = start.take() {
+                    let end = span.end.byte_offset().unwrap_or(span.end.index());
+                    f(position, &text[at..end.max(at)], lines_before as u64);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let position = if start.is_some() { position } else { position + 1 };
+                let (line, column) = (e.marker().line(), e.marker().col() + 1);
+                return Some((position, format!("{} at line {line}, column {column}", e.info())));
+            }
+        }
+    }
+    None
+}
+
+fn load_value(origin: Origin, mut value: serde_json::Value, loaded: &mut Loaded) {
+    if value.is_null() {
+        return;
+    }
+    let field = |k: &str| value.get(k).and_then(|v| v.as_str()).unwrap_or("");
+    let (api_version, kind) = (field("apiVersion").to_owned(), field("kind").to_owned());
+    let name = value.get("metadata").and_then(|m| m.get("name")).and_then(|n| n.as_str()).map(str::to_owned);
+    let Some((group, version)) = api_version.split_once('/').filter(|(g, _)| *g == GROUP) else {
+        let what =
+            if kind.is_empty() { "a document without `kind`".to_owned() } else { format!("`{api_version}` `{kind}`") };
+        loaded.notes.push(format!("{origin}: skipped {what}: not a {GROUP} resource"));
+        return;
+    };
+    let object = Some(format!("{kind}/{}", name.as_deref().unwrap_or("?")));
+    let problem = |message: String| LoadProblem { origin: origin.clone(), object: object.clone(), message };
+    if version != VERSION {
+        loaded.problems.push(problem(format!("version `{group}/{version}` is not served; use `{GROUP}/{VERSION}`")));
+        return;
+    }
+    let Some(kind_id) = Kind::parse(&kind) else {
+        loaded.problems.push(problem(format!("unknown kind `{kind}`")));
+        return;
+    };
+    let Some(name) = name.filter(|n| !n.is_empty()) else {
+        loaded.problems.push(problem("`metadata.name` is missing".to_owned()));
+        return;
+    };
+    if let Some(map) = value.as_object_mut() {
+        // An object with nothing to say (an OU with no parent) may leave `spec` out.
+        map.entry("spec").or_insert_with(|| serde_json::Value::Object(Default::default()));
+    }
+    match parse(kind_id, value) {
+        Ok(resource) => {
+            loaded.origins.entry((kind_id, name)).or_default().push(origin.clone());
+            loaded.resources.push((origin, resource));
+        }
+        Err(e) => loaded.problems.push(problem(format!("does not match the schema: {e}"))),
+    }
+}
+
+fn parse(kind: Kind, value: serde_json::Value) -> Result<AnyResource, serde_json::Error> {
+    use serde_json::from_value;
+    Ok(match kind {
+        Kind::OrganizationalUnit => AnyResource::OrganizationalUnit(from_value::<OrganizationalUnit>(value)?),
+        Kind::PermissionSet => AnyResource::PermissionSet(from_value::<PermissionSet>(value)?),
+        Kind::Role => AnyResource::Role(from_value::<Role>(value)?),
+        Kind::UserBinding => AnyResource::UserBinding(from_value::<UserBinding>(value)?),
+        Kind::ApiCatalog => AnyResource::ApiCatalog(from_value::<ApiCatalog>(value)?),
     })
 }
 
@@ -221,10 +294,57 @@ metadata: {name: r}
     }
 
     #[test]
+    fn positions_count_empty_documents_and_lines_count_from_the_top_of_the_file() {
+        let text = "---\n# nothing yet\n---\napiVersion: turnstile.dev/v1alpha1\nkind: Role\nmetadata: {name: r}\n\
+                    ---\n---\n  apiVersion: turnstile.dev/v1alpha1\n  kind: Role\n  metadata: {name: s}\n\
+                    ---\nkind: Role\nkind: Role\n";
+        let mut loaded = Loaded::default();
+        load_str(Path::new("x.yaml"), text, &mut loaded);
+        let at: Vec<usize> = loaded.resources.iter().map(|(o, _)| o.document).collect();
+        assert_eq!(at, [2, 4]);
+        let msgs: Vec<String> = loaded.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(msgs.len(), 1, "{msgs:?}");
+        assert!(msgs[0].starts_with("x.yaml (document 5): not valid YAML: duplicate mapping key"), "{}", msgs[0]);
+        assert!(msgs[0].contains("line 14"), "{}", msgs[0]);
+    }
+
+    #[test]
+    fn an_alias_bomb_is_refused_by_the_budget() {
+        let mut text = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n".to_owned();
+        for i in 1..10 {
+            let p = i - 1;
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        text.push_str("---\napiVersion: turnstile.dev/v1alpha1\nkind: Role\nmetadata: {name: after}\n");
+        let mut loaded = Loaded::default();
+        let started = std::time::Instant::now();
+        load_str(Path::new("bomb.yaml"), &text, &mut loaded);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!(loaded.problems.len(), 1, "{:?}", loaded.problems);
+        let msg = loaded.problems[0].to_string();
+        assert!(msg.starts_with("bomb.yaml (document 1): not valid YAML:"), "{msg}");
+        assert!(msg.contains("too large or too complex: total_replayed_events"), "{msg}");
+        // the next document is still read
+        assert_eq!(loaded.resources.len(), 1);
+    }
+
+    #[test]
     fn a_syntax_error_is_reported_with_its_file() {
         let mut loaded = Loaded::default();
         load_str(Path::new("bad.yaml"), "kind: [unclosed", &mut loaded);
         assert_eq!(loaded.problems.len(), 1);
         assert!(loaded.problems[0].to_string().starts_with("bad.yaml (document 1): not valid YAML"));
+
+        // The documents before the error are read; nothing after it is.
+        let mut loaded = Loaded::default();
+        let text = "apiVersion: turnstile.dev/v1alpha1\nkind: Role\nmetadata: {name: r}\n---\nkind: [unclosed\n\
+                    ---\napiVersion: turnstile.dev/v1alpha1\nkind: Role\nmetadata: {name: s}\n";
+        load_str(Path::new("bad.yaml"), text, &mut loaded);
+        assert_eq!(loaded.resources.len(), 1);
+        let msg = loaded.problems[0].to_string();
+        assert!(msg.starts_with("bad.yaml (document 2): not valid YAML:"), "{msg}");
+        assert!(msg.contains("line 5"), "{msg}");
     }
 }
