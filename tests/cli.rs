@@ -81,6 +81,25 @@ fn validate_passes_the_examples_and_fails_a_broken_folder() {
 }
 
 #[test]
+fn validate_fails_on_a_misspelt_field_and_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("sets.yaml"),
+        "apiVersion: turnstile.dev/v1alpha1\nkind: PermissionSet\nmetadata: {name: ok}\nspec: {allow: [{}]}\n---\n\
+         apiVersion: turnstile.dev/v1alpha1\nkind: PermissionSet\nmetadata: {name: typo}\n\
+         spec:\n  systemWide: true\n  allow: [{}]\n  denny: [{apiName: Delete.*}]\n",
+    )
+    .unwrap();
+    let (code, out, _) = turnstile(&["validate", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("sets.yaml (document 2): PermissionSet/typo: InvalidSpec: unknown field `spec.denny`"),
+        "{out}"
+    );
+    assert!(out.contains(" 1 errors, 0 warnings"), "{out}");
+}
+
+#[test]
 fn validate_reports_both_documents_of_a_duplicate_name() {
     let dir = tempfile::tempdir().unwrap();
     let ou = "apiVersion: turnstile.dev/v1alpha1\nkind: OrganizationalUnit\nmetadata: {name: twice}\n";

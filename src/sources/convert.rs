@@ -13,103 +13,103 @@ use crate::engine::{
     RuleDef, SubjectDef, SubjectKind, UserBindingDef,
 };
 
-fn meta(m: &ObjectMeta) -> Meta {
-    Meta { name: m.name.clone().unwrap_or_default(), generation: m.generation, invalid: None }
+/// `unknown_fields`: paths of the fields the object sets that its kind does not define. Any
+/// makes the object `InvalidSpec` (DESIGN §3.1): a misspelt `methdos` must never read as "any
+/// method". An API server prunes such fields before a controller sees the object; a file keeps
+/// them.
+fn meta(m: &ObjectMeta, unknown_fields: &[String]) -> Meta {
+    Meta { name: m.name.clone().unwrap_or_default(), generation: m.generation, invalid: unknown(unknown_fields) }
 }
 
-impl From<&OrganizationalUnit> for OrganizationalUnitDef {
-    fn from(o: &OrganizationalUnit) -> Self {
-        OrganizationalUnitDef {
-            meta: meta(&o.metadata),
-            parent: o.spec.parent.clone(),
-            display_name: o.spec.display_name.clone(),
-            description: o.spec.description.clone(),
-            resources: o.spec.resources.clone(),
-        }
+/// `unknown field `spec.allow[0].denny``, naming every one.
+pub fn unknown(fields: &[String]) -> Option<String> {
+    let quoted = || fields.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ");
+    match fields {
+        [] => None,
+        [_] => Some(format!("unknown field {}", quoted())),
+        _ => Some(format!("unknown fields {}", quoted())),
     }
 }
 
-impl From<&PermissionSet> for PermissionSetDef {
-    fn from(p: &PermissionSet) -> Self {
-        let rules = |rs: &[super::crd::PolicyRule]| {
-            rs.iter()
-                .map(|r| RuleDef {
-                    resource_type: r.resource_type.clone(),
-                    api_name: r.api_name.clone(),
-                    methods: r.methods.clone(),
-                    paths: r.paths.clone(),
-                })
-                .collect()
-        };
-        PermissionSetDef {
-            meta: meta(&p.metadata),
-            description: p.spec.description.clone(),
-            operations: p.spec.operations.clone(),
-            allow: rules(&p.spec.allow),
-            deny: rules(&p.spec.deny),
-            scope: p.spec.scope.as_ref().and_then(|s| s.organizational_units.clone()),
-            system_wide: p.spec.system_wide,
-        }
+fn organizational_unit(o: &OrganizationalUnit, meta: Meta) -> OrganizationalUnitDef {
+    OrganizationalUnitDef {
+        meta,
+        parent: o.spec.parent.clone(),
+        display_name: o.spec.display_name.clone(),
+        description: o.spec.description.clone(),
+        resources: o.spec.resources.clone(),
     }
 }
 
-impl From<&Role> for RoleDef {
-    fn from(r: &Role) -> Self {
-        RoleDef {
-            meta: meta(&r.metadata),
-            description: r.spec.description.clone(),
-            permission_sets: r.spec.permission_sets.clone(),
-        }
+fn permission_set(p: &PermissionSet, meta: Meta) -> PermissionSetDef {
+    let rules = |rs: &[super::crd::PolicyRule]| {
+        rs.iter()
+            .map(|r| RuleDef {
+                resource_type: r.resource_type.clone(),
+                api_name: r.api_name.clone(),
+                methods: r.methods.clone(),
+                paths: r.paths.clone(),
+            })
+            .collect()
+    };
+    PermissionSetDef {
+        meta,
+        description: p.spec.description.clone(),
+        operations: p.spec.operations.clone(),
+        allow: rules(&p.spec.allow),
+        deny: rules(&p.spec.deny),
+        scope: p.spec.scope.as_ref().and_then(|s| s.organizational_units.clone()),
+        system_wide: p.spec.system_wide,
     }
 }
 
-impl From<&UserBinding> for UserBindingDef {
-    fn from(b: &UserBinding) -> Self {
-        UserBindingDef {
-            meta: meta(&b.metadata),
-            subjects: b
-                .spec
-                .subjects
-                .iter()
-                .map(|s| SubjectDef {
-                    kind: match s.kind {
-                        CrdSubjectKind::User => SubjectKind::User,
-                        CrdSubjectKind::Group => SubjectKind::Group,
-                        CrdSubjectKind::ServiceAccount => SubjectKind::ServiceAccount,
-                    },
-                    name: s.name.clone(),
-                    namespace: s.namespace.clone(),
-                })
-                .collect(),
-            role: b.spec.role.clone(),
-            organizational_units: b.spec.organizational_units.clone(),
-            permission_sets: b.spec.permission_sets.clone(),
-            expires_at: b.spec.expires_at.clone(),
-        }
+fn role(r: &Role, meta: Meta) -> RoleDef {
+    RoleDef { meta, description: r.spec.description.clone(), permission_sets: r.spec.permission_sets.clone() }
+}
+
+fn user_binding(b: &UserBinding, meta: Meta) -> UserBindingDef {
+    UserBindingDef {
+        meta,
+        subjects: b
+            .spec
+            .subjects
+            .iter()
+            .map(|s| SubjectDef {
+                kind: match s.kind {
+                    CrdSubjectKind::User => SubjectKind::User,
+                    CrdSubjectKind::Group => SubjectKind::Group,
+                    CrdSubjectKind::ServiceAccount => SubjectKind::ServiceAccount,
+                },
+                name: s.name.clone(),
+                namespace: s.namespace.clone(),
+            })
+            .collect(),
+        role: b.spec.role.clone(),
+        organizational_units: b.spec.organizational_units.clone(),
+        permission_sets: b.spec.permission_sets.clone(),
+        expires_at: b.spec.expires_at.clone(),
     }
 }
 
-impl From<&ApiCatalog> for ApiCatalogDef {
-    fn from(c: &ApiCatalog) -> Self {
-        ApiCatalogDef {
-            meta: meta(&c.metadata),
-            hosts: c.spec.hosts.clone(),
-            path_prefix: c.spec.path_prefix.clone(),
-            unmatched: Default::default(),
-            operations: c
-                .spec
-                .operations
-                .iter()
-                .map(|o| OperationDef {
-                    id: o.id.clone(),
-                    method: o.method.clone(),
-                    path: o.path.clone(),
-                    resource_type: o.resource_type.clone(),
-                    access_path: o.access_path.clone(),
-                    resource: o.resource.clone(),
-                })
-                .collect(),
-        }
+fn api_catalog(c: &ApiCatalog, meta: Meta) -> ApiCatalogDef {
+    ApiCatalogDef {
+        meta,
+        hosts: c.spec.hosts.clone(),
+        path_prefix: c.spec.path_prefix.clone(),
+        unmatched: Default::default(),
+        operations: c
+            .spec
+            .operations
+            .iter()
+            .map(|o| OperationDef {
+                id: o.id.clone(),
+                method: o.method.clone(),
+                path: o.path.clone(),
+                resource_type: o.resource_type.clone(),
+                access_path: o.access_path.clone(),
+                resource: o.resource.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -124,14 +124,20 @@ pub enum AnyResource {
 }
 
 impl AnyResource {
-    /// Adds the resource's engine definition.
-    pub fn add_to(&self, defs: &mut Definitions) {
+    /// Adds the resource's engine definition. `unknown_fields` are the paths of the fields the
+    /// object sets that its kind does not define (`spec.allow[0].denny`); any makes it
+    /// `InvalidSpec`.
+    pub fn add_to(&self, unknown_fields: &[String], defs: &mut Definitions) {
         match self {
-            AnyResource::OrganizationalUnit(r) => defs.organizational_units.push(r.into()),
-            AnyResource::PermissionSet(r) => defs.permission_sets.push(r.into()),
-            AnyResource::Role(r) => defs.roles.push(r.into()),
-            AnyResource::UserBinding(r) => defs.user_bindings.push(r.into()),
-            AnyResource::ApiCatalog(r) => defs.api_catalogs.push(r.into()),
+            AnyResource::OrganizationalUnit(r) => {
+                defs.organizational_units.push(organizational_unit(r, meta(&r.metadata, unknown_fields)))
+            }
+            AnyResource::PermissionSet(r) => {
+                defs.permission_sets.push(permission_set(r, meta(&r.metadata, unknown_fields)))
+            }
+            AnyResource::Role(r) => defs.roles.push(role(r, meta(&r.metadata, unknown_fields))),
+            AnyResource::UserBinding(r) => defs.user_bindings.push(user_binding(r, meta(&r.metadata, unknown_fields))),
+            AnyResource::ApiCatalog(r) => defs.api_catalogs.push(api_catalog(r, meta(&r.metadata, unknown_fields))),
         }
     }
 }
@@ -181,6 +187,25 @@ pub fn ou_status(status: &ObjectStatus, generation: Option<i64>, now: &str) -> O
 mod tests {
     use super::*;
     use crate::engine::{Problem, Reason};
+
+    #[test]
+    fn unknown_fields_make_the_definition_invalid_and_are_all_named() {
+        let role = AnyResource::Role(Role::new("r", Default::default()));
+        let mut defs = Definitions::default();
+        role.add_to(&[], &mut defs);
+        role.add_to(&["spec.descripton".to_owned()], &mut defs);
+        role.add_to(&["metadata.lables".to_owned(), "spec.permissionSet".to_owned()], &mut defs);
+        let invalid: Vec<Option<&str>> = defs.roles.iter().map(|r| r.meta.invalid.as_deref()).collect();
+        assert_eq!(
+            invalid,
+            [
+                None,
+                Some("unknown field `spec.descripton`"),
+                Some("unknown fields `metadata.lables`, `spec.permissionSet`")
+            ]
+        );
+        assert!(defs.roles.iter().all(|r| r.meta.name == "r"));
+    }
 
     #[test]
     fn status_conditions_carry_ready_and_one_condition_per_warning_reason() {

@@ -1,13 +1,15 @@
 //! File mode: every `*.yaml` / `*.yml` file under a folder (recursively, in path order),
 //! multi-document. Documents of other API groups are skipped with a note; a document that
-//! does not parse is reported with its file, position and object, and left out.
+//! does not parse is reported with its file, position and object, and left out. A field its
+//! kind does not define does not stop the document: it is kept, with its path, beside the
+//! object, and the conversion makes the object `InvalidSpec`.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::convert::AnyResource;
-use super::crd::{ApiCatalog, GROUP, OrganizationalUnit, PermissionSet, Role, UserBinding, VERSION};
+use super::crd::{GROUP, VERSION};
 use crate::engine::{Definitions, Kind};
 
 #[derive(Debug, thiserror::Error)]
@@ -49,10 +51,20 @@ impl fmt::Display for LoadProblem {
     }
 }
 
+/// An object read from a document.
+#[derive(Clone, Debug)]
+pub struct LoadedResource {
+    pub origin: Origin,
+    pub resource: AnyResource,
+    /// Paths of the fields the document sets that its kind does not define, such as
+    /// `spec.allow[0].denny`: the object is converted as usual and is `InvalidSpec`.
+    pub unknown_fields: Vec<String>,
+}
+
 /// Everything read from a folder.
 #[derive(Clone, Debug, Default)]
 pub struct Loaded {
-    pub resources: Vec<(Origin, AnyResource)>,
+    pub resources: Vec<LoadedResource>,
     /// Where each object came from, by kind and name.
     pub origins: BTreeMap<(Kind, String), Vec<Origin>>,
     pub problems: Vec<LoadProblem>,
@@ -64,8 +76,8 @@ pub struct Loaded {
 impl Loaded {
     pub fn definitions(&self) -> Definitions {
         let mut defs = Definitions::default();
-        for (_, r) in &self.resources {
-            r.add_to(&mut defs);
+        for r in &self.resources {
+            r.resource.add_to(&r.unknown_fields, &mut defs);
         }
         defs
     }
@@ -231,25 +243,57 @@ fn load_value(origin: Origin, mut value: serde_json::Value, loaded: &mut Loaded)
     if let Some(map) = value.as_object_mut() {
         // An object with nothing to say (an OU with no parent) may leave `spec` out.
         map.entry("spec").or_insert_with(|| serde_json::Value::Object(Default::default()));
+        // Checked above; the typed objects have no field for them.
+        map.remove("apiVersion");
+        map.remove("kind");
     }
-    match parse(kind_id, value) {
+    let mut unknown_fields = Vec::new();
+    let parsed = match kind_id {
+        Kind::OrganizationalUnit => parse(value, &mut unknown_fields).map(AnyResource::OrganizationalUnit),
+        Kind::PermissionSet => parse(value, &mut unknown_fields).map(AnyResource::PermissionSet),
+        Kind::Role => parse(value, &mut unknown_fields).map(AnyResource::Role),
+        Kind::UserBinding => parse(value, &mut unknown_fields).map(AnyResource::UserBinding),
+        Kind::ApiCatalog => parse(value, &mut unknown_fields).map(AnyResource::ApiCatalog),
+    };
+    match parsed {
         Ok(resource) => {
             loaded.origins.entry((kind_id, name)).or_default().push(origin.clone());
-            loaded.resources.push((origin, resource));
+            loaded.resources.push(LoadedResource { origin, resource, unknown_fields });
         }
-        Err(e) => loaded.problems.push(problem(format!("does not match the schema: {e}"))),
+        Err(e) => {
+            let mut message = format!("does not match the schema: {e}");
+            if let Some(unknown) = super::convert::unknown(&unknown_fields) {
+                message = format!("{message}; {unknown}");
+            }
+            loaded.problems.push(problem(message));
+        }
     }
 }
 
-fn parse(kind: Kind, value: serde_json::Value) -> Result<AnyResource, serde_json::Error> {
-    use serde_json::from_value;
-    Ok(match kind {
-        Kind::OrganizationalUnit => AnyResource::OrganizationalUnit(from_value::<OrganizationalUnit>(value)?),
-        Kind::PermissionSet => AnyResource::PermissionSet(from_value::<PermissionSet>(value)?),
-        Kind::Role => AnyResource::Role(from_value::<Role>(value)?),
-        Kind::UserBinding => AnyResource::UserBinding(from_value::<UserBinding>(value)?),
-        Kind::ApiCatalog => AnyResource::ApiCatalog(from_value::<ApiCatalog>(value)?),
-    })
+/// Reads an object as its kind defines it. A field the kind does not define is not refused
+/// here but collected into `unknown_fields` with its path: the object is then converted as
+/// usual and reported `InvalidSpec`, like any other object that is not sound. A value of the
+/// wrong type is an error naming its path (`spec.permissionSets: invalid type: ...`).
+fn parse<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+    unknown_fields: &mut Vec<String>,
+) -> Result<T, serde_path_to_error::Error<serde_json::Error>> {
+    let mut note = |path: serde_ignored::Path<'_>| unknown_fields.push(field_path(&path));
+    serde_path_to_error::deserialize(serde_ignored::Deserializer::new(value, &mut note))
+}
+
+/// `spec.allow[0].denny`, as `kubectl explain` writes a field.
+fn field_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
+        Path::Map { parent, key } => match field_path(parent) {
+            p if p.is_empty() => key.clone(),
+            p => format!("{p}.{key}"),
+        },
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => field_path(parent),
+    }
 }
 
 #[cfg(test)]
@@ -294,13 +338,88 @@ metadata: {name: r}
     }
 
     #[test]
+    fn a_field_its_kind_does_not_define_is_kept_with_its_path_and_makes_the_object_invalid() {
+        let text = r#"
+apiVersion: turnstile.dev/v1alpha1
+kind: PermissionSet
+metadata: {name: p, labels: {team: a}, lables: {team: b}}
+sepc: {}
+spec:
+  allow:
+    - apiName: "Get.*"
+    - apiName: "List.*"
+      denny: x
+  deny: [{methdos: GET}]
+---
+apiVersion: turnstile.dev/v1alpha1
+kind: UserBinding
+metadata: {name: b}
+spec: {subjects: [{kind: User, name: a}], organizationalUnits: [global], expiresat: "2020-01-01T00:00:00Z"}
+---
+apiVersion: turnstile.dev/v1alpha1
+kind: UserBinding
+metadata: {name: c}
+sepc: {subjects: [{kind: User, name: a}], organizationalUnits: [global]}
+---
+apiVersion: turnstile.dev/v1alpha1
+kind: Role
+metadata: {name: fine}
+spec: {permissionSets: []}
+"#;
+        let mut loaded = Loaded::default();
+        load_str(Path::new("x.yaml"), text, &mut loaded);
+        let mut unknown: Vec<Vec<String>> = loaded.resources.iter().map(|r| r.unknown_fields.clone()).collect();
+        unknown[0].sort();
+        assert_eq!(
+            unknown,
+            [
+                vec!["metadata.lables", "sepc", "spec.allow[1].denny", "spec.deny[0].methdos"],
+                vec!["spec.expiresat"],
+                vec![],
+            ]
+        );
+        // Without its `spec`, the third object does not parse at all: a load problem that
+        // still names the misspelt field.
+        let msgs: Vec<String> = loaded.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            msgs,
+            ["x.yaml (document 3): UserBinding/c: does not match the schema: spec: missing field `subjects`; \
+              unknown field `sepc`"]
+        );
+
+        let defs = loaded.definitions();
+        let invalid = defs.user_bindings[0].meta.invalid.as_deref();
+        assert_eq!(invalid, Some("unknown field `spec.expiresat`"));
+        assert_eq!(defs.roles[0].meta.invalid, None);
+        let (_, report) = crate::engine::Snapshot::build(&defs, jiff::Timestamp::now());
+        let errors: Vec<String> = report.errors().map(|(k, n, p)| format!("{k}/{n}: {p}")).collect();
+        assert!(errors.iter().any(|e| e.starts_with("PermissionSet/p: InvalidSpec: unknown fields `")), "{errors:?}");
+        assert!(errors.iter().any(|e| e.contains("`spec.allow[1].denny`")), "{errors:?}");
+        assert!(
+            errors.contains(&"UserBinding/b: InvalidSpec: unknown field `spec.expiresat`".to_owned()),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_a_load_problem_naming_its_path() {
+        let text = "apiVersion: turnstile.dev/v1alpha1\nkind: PermissionSet\nmetadata: {name: p}\n\
+                    spec: {allow: [{methods: GET}, {paths: 3}]}\n";
+        let mut loaded = Loaded::default();
+        load_str(Path::new("x.yaml"), text, &mut loaded);
+        assert!(loaded.resources.is_empty());
+        let msg = loaded.problems[0].to_string();
+        assert!(msg.contains("does not match the schema: spec.allow[1].paths: invalid type: integer `3`"), "{msg}");
+    }
+
+    #[test]
     fn positions_count_empty_documents_and_lines_count_from_the_top_of_the_file() {
         let text = "---\n# nothing yet\n---\napiVersion: turnstile.dev/v1alpha1\nkind: Role\nmetadata: {name: r}\n\
                     ---\n---\n  apiVersion: turnstile.dev/v1alpha1\n  kind: Role\n  metadata: {name: s}\n\
                     ---\nkind: Role\nkind: Role\n";
         let mut loaded = Loaded::default();
         load_str(Path::new("x.yaml"), text, &mut loaded);
-        let at: Vec<usize> = loaded.resources.iter().map(|(o, _)| o.document).collect();
+        let at: Vec<usize> = loaded.resources.iter().map(|r| r.origin.document).collect();
         assert_eq!(at, [2, 4]);
         let msgs: Vec<String> = loaded.problems.iter().map(|p| p.to_string()).collect();
         assert_eq!(msgs.len(), 1, "{msgs:?}");
