@@ -100,6 +100,32 @@ fn validate_fails_on_a_misspelt_field_and_names_it() {
 }
 
 #[test]
+fn validate_fails_on_a_misspelt_api_version_instead_of_skipping_the_document() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("deny.yaml"),
+        "apiVersion: turnstile.dev.io/v1alpha1\nkind: PermissionSet\nmetadata: {name: deny-jobs}\n\
+         spec: {systemWide: true, deny: [{resourceType: k8s/job}]}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("ingress.yaml"),
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: web}\nspec: {rules: []}\n",
+    )
+    .unwrap();
+    let (code, out, _) = turnstile(&["validate", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "deny.yaml (document 1): PermissionSet/deny-jobs: apiVersion `turnstile.dev.io/v1alpha1` is not \
+             `turnstile.dev/v1alpha1`"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("ingress.yaml (document 1): skipped `networking.k8s.io/v1` `Ingress`"), "{out}");
+}
+
+#[test]
 fn validate_reports_both_documents_of_a_duplicate_name() {
     let dir = tempfile::tempdir().unwrap();
     let ou = "apiVersion: turnstile.dev/v1alpha1\nkind: OrganizationalUnit\nmetadata: {name: twice}\n";

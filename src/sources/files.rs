@@ -140,6 +140,9 @@ fn options() -> serde_saphyr::Options {
             max_total_replayed_events: 100_000,
             max_replay_stack_depth: 16,
         },
+        // YAML 1.2 booleans only: `name: no` or `resources: [on]` stay the strings they read as
+        // (YAML 1.1 would make them `false` and `true`, and the document a type error).
+        strict_booleans: true,
         with_snippet: false,
     }
 }
@@ -220,20 +223,31 @@ fn load_value(origin: Origin, mut value: serde_json::Value, loaded: &mut Loaded)
     let field = |k: &str| value.get(k).and_then(|v| v.as_str()).unwrap_or("");
     let (api_version, kind) = (field("apiVersion").to_owned(), field("kind").to_owned());
     let name = value.get("metadata").and_then(|m| m.get("name")).and_then(|n| n.as_str()).map(str::to_owned);
-    let Some((group, version)) = api_version.split_once('/').filter(|(g, _)| *g == GROUP) else {
-        let what =
-            if kind.is_empty() { "a document without `kind`".to_owned() } else { format!("`{api_version}` `{kind}`") };
-        loaded.notes.push(format!("{origin}: skipped {what}: not a {GROUP} resource"));
-        return;
-    };
-    let object = Some(format!("{kind}/{}", name.as_deref().unwrap_or("?")));
+    let object = (!kind.is_empty()).then(|| format!("{kind}/{}", name.as_deref().unwrap_or("?")));
     let problem = |message: String| LoadProblem { origin: origin.clone(), object: object.clone(), message };
+    // `v1` is the core group's; a version-less `turnstile.dev` is checked as a group.
+    let (group, version) = api_version.split_once('/').unwrap_or((&api_version, ""));
+    if group != GROUP {
+        match looks_like_ours(&api_version, group, &kind, value.get("spec").is_some()) {
+            Some(why) => loaded.problems.push(problem(why)),
+            None => {
+                let what = if kind.is_empty() {
+                    "a document without `kind`".to_owned()
+                } else {
+                    format!("`{api_version}` `{kind}`")
+                };
+                loaded.notes.push(format!("{origin}: skipped {what}: not a {GROUP} resource"));
+            }
+        }
+        return;
+    }
     if version != VERSION {
-        loaded.problems.push(problem(format!("version `{group}/{version}` is not served; use `{GROUP}/{VERSION}`")));
+        loaded.problems.push(problem(format!("version `{api_version}` is not served; use `{GROUP}/{VERSION}`")));
         return;
     }
     let Some(kind_id) = Kind::parse(&kind) else {
-        loaded.problems.push(problem(format!("unknown kind `{kind}`")));
+        let why = if kind.is_empty() { "`kind` is missing".to_owned() } else { format!("unknown kind `{kind}`") };
+        loaded.problems.push(problem(why));
         return;
     };
     let Some(name) = name.filter(|n| !n.is_empty()) else {
@@ -268,6 +282,34 @@ fn load_value(origin: Origin, mut value: serde_json::Value, loaded: &mut Loaded)
             loaded.problems.push(problem(message));
         }
     }
+}
+
+/// Why a document of another API group is not skipped: it looks like a Turnstile resource
+/// that would silently vanish (a misspelt `turnstile.dev.io` on a system-wide deny set), so it
+/// is refused. Foreign manifests (an Ingress, a Traefik Middleware, Kubernetes' own RBAC
+/// `Role`) are skipped.
+fn looks_like_ours(api_version: &str, group: &str, kind: &str, has_spec: bool) -> Option<String> {
+    let expected = format!("`{GROUP}/{VERSION}`");
+    if api_version.is_empty() || kind.is_empty() {
+        let missing = if api_version.is_empty() { "apiVersion" } else { "kind" };
+        return has_spec
+            .then(|| format!("a document with `spec` has no `{missing}`; a Turnstile resource needs {expected}"));
+    }
+    let lowercase = group.to_ascii_lowercase();
+    // Damerau-Levenshtein: a swap of two letters is one edit. Lengths that differ by more than
+    // the limit cannot be within it, and are not compared.
+    let near = |limit: usize| {
+        lowercase.len().abs_diff(GROUP.len()) <= limit && strsim::damerau_levenshtein(&lowercase, GROUP) <= limit
+    };
+    if lowercase.contains("turnstile") || near(3) {
+        return Some(format!("apiVersion `{api_version}` is not {expected}"));
+    }
+    let ours = Kind::ALL.into_iter().find(|k| k.as_str().eq_ignore_ascii_case(kind))?;
+    // Kubernetes' own RBAC Role sits beside our resources in many a folder.
+    if ours == Kind::Role && group == "rbac.authorization.k8s.io" {
+        return None;
+    }
+    Some(format!("kind `{kind}` is a Turnstile kind, but apiVersion `{api_version}` is not {expected}"))
 }
 
 /// Reads an object as its kind defines it. A field the kind does not define is not refused
@@ -335,6 +377,66 @@ metadata: {name: r}
         assert!(msgs[0].starts_with("x.yaml (document 3): Role/bad: does not match the schema"), "{}", msgs[0]);
         assert!(msgs[1].contains("unknown kind `Gadget`"));
         assert!(msgs[2].contains("is not served"));
+    }
+
+    #[test]
+    fn a_document_that_looks_like_ours_is_refused_and_a_foreign_one_skipped() {
+        let doc = |api_version: &str, kind: &str| {
+            format!("apiVersion: {api_version}\nkind: {kind}\nmetadata: {{name: n}}\nspec: {{systemWide: true}}\n---\n")
+        };
+        let refused = [
+            doc("turnstile.dev.io/v1alpha1", "PermissionSet"),
+            doc("Turnstile.dev/v1alpha1", "PermissionSet"),
+            doc("turnstile.dev", "PermissionSet"),
+            doc("turnstyle.dev/v1alpha1", "PermissionSet"),
+            doc("tunrstile.dve/v1alpha1", "Gadget"),
+            doc("example.com/v1", "permissionset"),
+            doc("v1", "UserBinding"),
+            doc("turnstile.example.com/v1", "ApiCatalog"),
+            "kind: PermissionSet\nmetadata: {name: n}\nspec: {}\n---\n".to_owned(),
+            "apiVersion: turnstile.dev/v1alpha1\nmetadata: {name: n}\nspec: {}\n---\n".to_owned(),
+        ];
+        let skipped = [
+            doc("rbac.authorization.k8s.io/v1", "Role"),
+            doc("networking.k8s.io/v1", "Ingress"),
+            doc("traefik.io/v1alpha1", "Middleware"),
+            doc("v1", "ConfigMap"),
+            "static_resources: {listeners: []}\n---\n".to_owned(),
+        ];
+        let mut loaded = Loaded::default();
+        load_str(Path::new("x.yaml"), &[refused.concat(), skipped.concat()].concat(), &mut loaded);
+        assert!(loaded.resources.is_empty());
+        let msgs: Vec<String> = loaded.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(msgs.len(), refused.len(), "{msgs:#?}");
+        for (i, m) in msgs.iter().enumerate() {
+            assert!(m.starts_with(&format!("x.yaml (document {}): ", i + 1)), "{m}");
+            assert!(i == 9 || m.contains("`turnstile.dev/v1alpha1`"), "{m}");
+        }
+        assert!(
+            msgs[0]
+                .ends_with("PermissionSet/n: apiVersion `turnstile.dev.io/v1alpha1` is not `turnstile.dev/v1alpha1`"),
+            "{}",
+            msgs[0]
+        );
+        assert!(msgs[5].contains("kind `permissionset` is a Turnstile kind, but apiVersion `example.com/v1` is not"));
+        assert!(msgs[8].ends_with(
+            "a document with `spec` has no `apiVersion`; a Turnstile resource needs `turnstile.dev/v1alpha1`"
+        ));
+        assert!(msgs[9].ends_with("x.yaml (document 10): `kind` is missing"), "{}", msgs[9]);
+        assert_eq!(loaded.notes.len(), skipped.len(), "{:#?}", loaded.notes);
+        assert!(loaded.notes[0].contains("skipped `rbac.authorization.k8s.io/v1` `Role`"), "{}", loaded.notes[0]);
+    }
+
+    #[test]
+    fn yes_no_on_and_off_are_strings() {
+        let text = "apiVersion: turnstile.dev/v1alpha1\nkind: OrganizationalUnit\nmetadata: {name: no}\n\
+                    spec: {resources: [y, n, yes, on, off]}\n";
+        let mut loaded = Loaded::default();
+        load_str(Path::new("x.yaml"), text, &mut loaded);
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+        let ou = &loaded.definitions().organizational_units[0];
+        assert_eq!(ou.meta.name, "no");
+        assert_eq!(ou.resources, ["y", "n", "yes", "on", "off"]);
     }
 
     #[test]
