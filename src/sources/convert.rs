@@ -6,11 +6,11 @@ use kube::api::ObjectMeta;
 
 use super::crd::{
     ApiCatalog, Condition, OrganizationalUnit, OrganizationalUnitStatus, PermissionSet, ResourceStatus, Role,
-    SubjectKind as CrdSubjectKind, UserBinding,
+    SubjectKind as CrdSubjectKind, Unmatched as CrdUnmatched, UserBinding,
 };
 use crate::engine::{
     ApiCatalogDef, Definitions, Meta, ObjectStatus, OperationDef, OrganizationalUnitDef, PermissionSetDef, RoleDef,
-    RuleDef, SubjectDef, SubjectKind, UserBindingDef,
+    RuleDef, SubjectDef, SubjectKind, Unmatched, UserBindingDef,
 };
 
 /// `unknown_fields`: paths of the fields the object sets that its kind does not define. Any
@@ -96,7 +96,10 @@ fn api_catalog(c: &ApiCatalog, meta: Meta) -> ApiCatalogDef {
         meta,
         hosts: c.spec.hosts.clone(),
         path_prefix: c.spec.path_prefix.clone(),
-        unmatched: Default::default(),
+        unmatched: match c.spec.unmatched {
+            CrdUnmatched::Deny => Unmatched::Deny,
+            CrdUnmatched::Uncatalogued => Unmatched::Uncatalogued,
+        },
         operations: c
             .spec
             .operations

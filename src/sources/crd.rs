@@ -294,6 +294,23 @@ pub struct ApiCatalogSpec {
     /// Path prefix of every operation, e.g. `/api/v1`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_prefix: Option<String>,
+    /// What to do with a request inside this catalog's hosts and pathPrefix that no Ready
+    /// catalog routes: `Deny` (default) answers 403 naming the catalog, so a path variant such
+    /// as `/a;x=1`, `/A` or `/a.json` cannot fall through to a broad allow; `Uncatalogued`
+    /// decides it as a request no catalog describes.
+    #[serde(default)]
+    pub unmatched: Unmatched,
     /// The operations.
     pub operations: Vec<ApiOperation>,
+}
+
+/// What a catalog does with a request inside its hosts and pathPrefix that no Ready catalog
+/// routes.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub enum Unmatched {
+    /// 403, naming the catalog.
+    #[default]
+    Deny,
+    /// Decided as a request no catalog describes (no operation, no resource type).
+    Uncatalogued,
 }

@@ -428,6 +428,35 @@ metadata: {name: r}
     }
 
     #[test]
+    fn a_catalog_denies_what_it_does_not_route_unless_it_says_uncatalogued() {
+        let catalog = |name: &str, unmatched: &str| {
+            format!(
+                "apiVersion: turnstile.dev/v1alpha1\nkind: ApiCatalog\nmetadata: {{name: {name}}}\n\
+                 spec:\n  pathPrefix: /api\n{unmatched}  operations: [{{id: A, method: GET, path: /a}}]\n---\n"
+            )
+        };
+        let text = [
+            catalog("default", ""),
+            catalog("deny", "  unmatched: Deny\n"),
+            catalog("open", "  unmatched: Uncatalogued\n"),
+            catalog("typo", "  unmatched: Allow\n"),
+        ]
+        .concat();
+        let mut loaded = Loaded::default();
+        load_str(Path::new("x.yaml"), &text, &mut loaded);
+        let defs = loaded.definitions();
+        let unmatched: Vec<(&str, crate::engine::Unmatched)> =
+            defs.api_catalogs.iter().map(|c| (c.meta.name.as_str(), c.unmatched)).collect();
+        use crate::engine::Unmatched::{Deny, Uncatalogued};
+        assert_eq!(unmatched, [("default", Deny), ("deny", Deny), ("open", Uncatalogued)]);
+        let msg = loaded.problems[0].to_string();
+        assert!(
+            msg.contains("ApiCatalog/typo: does not match the schema: spec.unmatched: unknown variant `Allow`"),
+            "{msg}"
+        );
+    }
+
+    #[test]
     fn yes_no_on_and_off_are_strings() {
         let text = "apiVersion: turnstile.dev/v1alpha1\nkind: OrganizationalUnit\nmetadata: {name: no}\n\
                     spec: {resources: [y, n, yes, on, off]}\n";
