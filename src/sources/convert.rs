@@ -2,6 +2,7 @@
 //! report back to status conditions. `validate`, the file loader and the controller all go
 //! through here, so what is reported is what is enforced.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::ObjectMeta;
 
 use super::crd::{
@@ -145,14 +146,22 @@ impl AnyResource {
     }
 }
 
-/// Conditions for an object's status: `Ready`, then one per warning reason.
-pub fn conditions(status: &ObjectStatus, generation: Option<i64>, now: &str) -> Vec<Condition> {
+/// Conditions for an object's status: `Ready`, then one per warning reason. `previous` are the
+/// object's current conditions: a condition whose `status` is unchanged keeps its
+/// `lastTransitionTime` (a new reason or message does not move it); a new condition, or one
+/// whose status flipped, gets `now`.
+pub fn conditions(
+    status: &ObjectStatus,
+    previous: &[Condition],
+    generation: Option<i64>,
+    now: jiff::Timestamp,
+) -> Vec<Condition> {
     let cond = |type_: &str, ok: bool, reason: &str, message: &str| Condition {
         type_: type_.to_owned(),
         status: if ok { "True" } else { "False" }.to_owned(),
         reason: reason.to_owned(),
         message: message.to_owned(),
-        last_transition_time: Some(now.to_owned()),
+        last_transition_time: Time(now),
         observed_generation: generation,
     };
     let mut out = vec![match &status.error {
@@ -168,19 +177,35 @@ pub fn conditions(status: &ObjectStatus, generation: Option<i64>, now: &str) -> 
             None => out.push(cond(w.reason.as_str(), true, w.reason.as_str(), &w.message)),
         }
     }
+    for c in &mut out {
+        if let Some(before) = previous.iter().find(|p| p.type_ == c.type_ && p.status == c.status) {
+            c.last_transition_time = before.last_transition_time.clone();
+        }
+    }
     out
 }
 
-/// Status of a permission set, role, binding or catalog.
-pub fn resource_status(status: &ObjectStatus, generation: Option<i64>, now: &str) -> ResourceStatus {
-    ResourceStatus { observed_generation: generation, conditions: conditions(status, generation, now) }
+/// Status of a permission set, role, binding or catalog; `previous` as for [`conditions`].
+pub fn resource_status(
+    status: &ObjectStatus,
+    previous: &[Condition],
+    generation: Option<i64>,
+    now: jiff::Timestamp,
+) -> ResourceStatus {
+    ResourceStatus { observed_generation: generation, conditions: conditions(status, previous, generation, now) }
 }
 
-/// Status of an organizational unit, with its path and depth when it is in the tree.
-pub fn ou_status(status: &ObjectStatus, generation: Option<i64>, now: &str) -> OrganizationalUnitStatus {
+/// Status of an organizational unit, with its path and depth when it is in the tree;
+/// `previous` as for [`conditions`].
+pub fn ou_status(
+    status: &ObjectStatus,
+    previous: &[Condition],
+    generation: Option<i64>,
+    now: jiff::Timestamp,
+) -> OrganizationalUnitStatus {
     OrganizationalUnitStatus {
         observed_generation: generation,
-        conditions: conditions(status, generation, now),
+        conditions: conditions(status, previous, generation, now),
         path: status.path.as_ref().map(|(p, _)| p.clone()),
         depth: status.path.as_ref().map(|(_, d)| *d),
     }
@@ -190,6 +215,10 @@ pub fn ou_status(status: &ObjectStatus, generation: Option<i64>, now: &str) -> O
 mod tests {
     use super::*;
     use crate::engine::{Problem, Reason};
+
+    fn at(t: &str) -> jiff::Timestamp {
+        t.parse().unwrap()
+    }
 
     #[test]
     fn unknown_fields_make_the_definition_invalid_and_are_all_named() {
@@ -220,7 +249,7 @@ mod tests {
             ],
             path: Some(("global/accounting".into(), 1)),
         };
-        let s = ou_status(&ready, Some(3), "2026-01-01T00:00:00Z");
+        let s = ou_status(&ready, &[], Some(3), at("2026-01-01T00:00:00Z"));
         assert_eq!(s.path.as_deref(), Some("global/accounting"));
         assert_eq!(s.depth, Some(1));
         assert_eq!(s.conditions.len(), 2);
@@ -233,9 +262,43 @@ mod tests {
             error: Some(Problem::new(Reason::InvalidRegex, "allow[0]: invalid regex `(`")),
             ..Default::default()
         };
-        let s = resource_status(&broken, None, "2026-01-01T00:00:00Z");
+        let s = resource_status(&broken, &[], None, at("2026-01-01T00:00:00Z"));
         let c = &s.conditions[0];
         assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "InvalidRegex"));
         assert_eq!(c.message, "allow[0]: invalid regex `(`");
+    }
+
+    #[test]
+    fn last_transition_time_moves_only_when_a_condition_appears_or_its_status_flips() {
+        let (t1, t2, t3) = (at("2026-01-01T00:00:00Z"), at("2026-02-01T00:00:00Z"), at("2026-03-01T00:00:00Z"));
+        let broken = |message: &str| ObjectStatus {
+            error: Some(Problem::new(Reason::PermissionSetNotFound, message)),
+            ..Default::default()
+        };
+        let first = resource_status(&broken("permission set `a` is missing or not ready"), &[], Some(1), t1);
+        assert_eq!(first.conditions[0].last_transition_time, Time(t1));
+
+        // Still not Ready, for another reason: the time it became not Ready stands.
+        let second = ObjectStatus {
+            error: Some(Problem::new(Reason::InvalidSpec, "unknown field `spec.permissionSet`")),
+            warnings: vec![Problem::new(Reason::ScopeNotFound, "scope OU `x` is missing or not ready")],
+            ..Default::default()
+        };
+        let second = resource_status(&second, &first.conditions, Some(2), t2);
+        let ready = &second.conditions[0];
+        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "InvalidSpec"));
+        assert_eq!(ready.message, "unknown field `spec.permissionSet`");
+        assert_eq!(ready.last_transition_time, Time(t1));
+        assert_eq!(ready.observed_generation, Some(2));
+        // A new warning condition starts now.
+        assert_eq!(second.conditions[1].type_, "ScopeNotFound");
+        assert_eq!(second.conditions[1].last_transition_time, Time(t2));
+
+        // Ready again: the status flipped, so the time moves; the warning is gone.
+        let third = resource_status(&ObjectStatus::default(), &second.conditions, Some(3), t3);
+        assert_eq!(third.conditions.len(), 1);
+        assert_eq!((third.conditions[0].status.as_str(), third.conditions[0].reason.as_str()), ("True", "Indexed"));
+        assert_eq!(third.conditions[0].last_transition_time, Time(t3));
+        assert_eq!(third.observed_generation, Some(3));
     }
 }
