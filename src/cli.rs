@@ -238,8 +238,17 @@ pub fn load(dir: &std::path::Path) -> anyhow::Result<(files::Loaded, Snapshot, R
 
 fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let (loaded, snapshot, report) = load(&args.manifests)?;
-    for p in &loaded.problems {
-        eprintln!("warning: {p}");
+    // `serve` publishes nothing from a folder with a load problem (it keeps its previous index,
+    // or stays unready), so no decision here could be the one it would make.
+    if !loaded.problems.is_empty() {
+        for p in &loaded.problems {
+            eprintln!("error: {p}");
+        }
+        bail!(
+            "`turnstile serve` would not load `{}`: {} document(s) cannot be used; no decision is made",
+            args.manifests.display(),
+            loaded.problems.len()
+        );
     }
     for (kind, name, p) in report.errors() {
         eprintln!("warning: {kind}/{name} is not ready: {p}");

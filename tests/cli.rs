@@ -29,6 +29,35 @@ fn check_exits_0_on_allow_and_1_on_deny() {
 }
 
 #[test]
+fn check_refuses_a_folder_that_serve_would_not_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let allow_all = "apiVersion: turnstile.dev/v1alpha1\nkind: PermissionSet\nmetadata: {name: allow-all}\n\
+                     spec: {systemWide: true, allow: [{}]}\n";
+    std::fs::write(dir.path().join("allow.yaml"), allow_all).unwrap();
+    let ask =
+        ["check", "--manifests", dir.path().to_str().unwrap(), "--user", "u", "--method", "DELETE", "--url", "/x"];
+    let (code, out, _) = turnstile(&ask);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("allowed (200)"), "{out}");
+
+    // The deny set has a type error: serve would keep its previous index, so check decides nothing.
+    std::fs::write(
+        dir.path().join("deny.yaml"),
+        "apiVersion: turnstile.dev/v1alpha1\nkind: PermissionSet\nmetadata: {name: deny-delete}\n\
+         spec: {systemWide: true, deny: {methods: DELETE}}\n",
+    )
+    .unwrap();
+    let (code, out, err) = turnstile(&ask);
+    assert_eq!(code, 2, "{out}{err}");
+    assert_eq!(out, "");
+    assert!(
+        err.contains("deny.yaml (document 1): PermissionSet/deny-delete: does not match the schema: spec.deny:"),
+        "{err}"
+    );
+    assert!(err.contains("`turnstile serve` would not load"), "{err}");
+}
+
+#[test]
 fn check_prints_json_and_a_trace() {
     let (code, out, _) = turnstile(&[
         "check",

@@ -67,6 +67,8 @@ pub struct Loaded {
     pub resources: Vec<LoadedResource>,
     /// Where each object came from, by kind and name.
     pub origins: BTreeMap<(Kind, String), Vec<Origin>>,
+    /// Documents that could not be used. Any one makes the whole folder unusable: `serve`
+    /// keeps its previous index and `check` decides nothing.
     pub problems: Vec<LoadProblem>,
     /// Documents skipped because they are not Turnstile resources.
     pub notes: Vec<String>,
