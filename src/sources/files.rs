@@ -1,6 +1,7 @@
 //! File mode: every `*.yaml` / `*.yml` file under a folder (recursively, in path order),
-//! multi-document. Documents of other API groups are skipped with a note; a document that
-//! does not parse is reported with its file, position and object, and left out. A field its
+//! multi-document. Documents of other API groups are skipped with a note, unless they look
+//! like ours (`looks_like_ours`); a document that cannot be used is reported with its file,
+//! position and object, and left out. A field its
 //! kind does not define does not stop the document: it is kept, with its path, beside the
 //! object, and the conversion makes the object `InvalidSpec`.
 
@@ -326,7 +327,7 @@ fn parse<T: serde::de::DeserializeOwned>(
     serde_path_to_error::deserialize(serde_ignored::Deserializer::new(value, &mut note))
 }
 
-/// `spec.allow[0].denny`, as `kubectl explain` writes a field.
+/// `spec.allow[0].denny`, as the API server's strict field validation names a field.
 fn field_path(path: &serde_ignored::Path<'_>) -> String {
     use serde_ignored::Path;
     match path {
