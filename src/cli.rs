@@ -150,7 +150,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut config: ServeConfig = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
-            serde_yaml::from_str(&text).with_context(|| format!("`{}` is not a valid config", path.display()))?
+            serde_saphyr::from_str(&text).with_context(|| format!("`{}` is not a valid config", path.display()))?
         }
         None => ServeConfig::default(),
     };
@@ -238,8 +238,17 @@ pub fn load(dir: &std::path::Path) -> anyhow::Result<(files::Loaded, Snapshot, R
 
 fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let (loaded, snapshot, report) = load(&args.manifests)?;
-    for p in &loaded.problems {
-        eprintln!("warning: {p}");
+    // `serve` publishes nothing from a folder with a load problem (it keeps its previous index,
+    // or stays unready), so no decision here could be the one it would make.
+    if !loaded.problems.is_empty() {
+        for p in &loaded.problems {
+            eprintln!("error: {p}");
+        }
+        bail!(
+            "`turnstile serve` would not load `{}`: {} document(s) cannot be used; no decision is made",
+            args.manifests.display(),
+            loaded.problems.len()
+        );
     }
     for (kind, name, p) in report.errors() {
         eprintln!("warning: {kind}/{name} is not ready: {p}");
@@ -287,7 +296,7 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
             writeln!(out, "  rule:      {}", answer.rule.as_deref().unwrap_or("-"))?;
             if let Some(t) = &answer.trace {
                 writeln!(out, "trace:")?;
-                for line in serde_yaml::to_string(t)?.lines() {
+                for line in serde_saphyr::to_string(t)?.lines() {
                     writeln!(out, "  {line}")?;
                 }
             }

@@ -29,6 +29,35 @@ fn check_exits_0_on_allow_and_1_on_deny() {
 }
 
 #[test]
+fn check_refuses_a_folder_that_serve_would_not_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let allow_all = "apiVersion: turnstile.dev/v1alpha1\nkind: PermissionSet\nmetadata: {name: allow-all}\n\
+                     spec: {systemWide: true, allow: [{}]}\n";
+    std::fs::write(dir.path().join("allow.yaml"), allow_all).unwrap();
+    let ask =
+        ["check", "--manifests", dir.path().to_str().unwrap(), "--user", "u", "--method", "DELETE", "--url", "/x"];
+    let (code, out, _) = turnstile(&ask);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("allowed (200)"), "{out}");
+
+    // The deny set has a type error: serve would keep its previous index, so check decides nothing.
+    std::fs::write(
+        dir.path().join("deny.yaml"),
+        "apiVersion: turnstile.dev/v1alpha1\nkind: PermissionSet\nmetadata: {name: deny-delete}\n\
+         spec: {systemWide: true, deny: {methods: DELETE}}\n",
+    )
+    .unwrap();
+    let (code, out, err) = turnstile(&ask);
+    assert_eq!(code, 2, "{out}{err}");
+    assert_eq!(out, "");
+    assert!(
+        err.contains("deny.yaml (document 1): PermissionSet/deny-delete: does not match the schema: spec.deny:"),
+        "{err}"
+    );
+    assert!(err.contains("`turnstile serve` would not load"), "{err}");
+}
+
+#[test]
 fn check_prints_json_and_a_trace() {
     let (code, out, _) = turnstile(&[
         "check",
@@ -78,6 +107,51 @@ fn validate_passes_the_examples_and_fails_a_broken_folder() {
         ),
         "{out}"
     );
+}
+
+#[test]
+fn validate_fails_on_a_misspelt_field_and_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("sets.yaml"),
+        "apiVersion: turnstile.dev/v1alpha1\nkind: PermissionSet\nmetadata: {name: ok}\nspec: {allow: [{}]}\n---\n\
+         apiVersion: turnstile.dev/v1alpha1\nkind: PermissionSet\nmetadata: {name: typo}\n\
+         spec:\n  systemWide: true\n  allow: [{}]\n  denny: [{apiName: Delete.*}]\n",
+    )
+    .unwrap();
+    let (code, out, _) = turnstile(&["validate", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("sets.yaml (document 2): PermissionSet/typo: InvalidSpec: unknown field `spec.denny`"),
+        "{out}"
+    );
+    assert!(out.contains(" 1 errors, 0 warnings"), "{out}");
+}
+
+#[test]
+fn validate_fails_on_a_misspelt_api_version_instead_of_skipping_the_document() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("deny.yaml"),
+        "apiVersion: turnstile.dev.io/v1alpha1\nkind: PermissionSet\nmetadata: {name: deny-jobs}\n\
+         spec: {systemWide: true, deny: [{resourceType: k8s/job}]}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("ingress.yaml"),
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: web}\nspec: {rules: []}\n",
+    )
+    .unwrap();
+    let (code, out, _) = turnstile(&["validate", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "deny.yaml (document 1): PermissionSet/deny-jobs: apiVersion `turnstile.dev.io/v1alpha1` is not \
+             `turnstile.dev/v1alpha1`"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("ingress.yaml (document 1): skipped `networking.k8s.io/v1` `Ingress`"), "{out}");
 }
 
 #[test]

@@ -13,17 +13,21 @@ fn committed_crds_match_the_code() {
 
 #[test]
 fn every_kind_is_cluster_scoped_with_status_and_short_names() {
-    let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&turnstile::sources::crds_yaml())
-        .map(|d| serde::Deserialize::deserialize(d).unwrap())
-        .collect();
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&turnstile::sources::crds_yaml()).unwrap();
     assert_eq!(docs.len(), 5);
     for d in &docs {
         let spec = &d["spec"];
         assert_eq!(spec["scope"], "Cluster");
         let version = &spec["versions"][0];
         assert_eq!(version["name"], "v1alpha1");
-        assert!(version["subresources"]["status"].is_mapping(), "{:?}", spec["names"]["kind"]);
-        assert!(version["additionalPrinterColumns"].as_sequence().unwrap().len() >= 3);
+        assert!(version["subresources"]["status"].is_object(), "{:?}", spec["names"]["kind"]);
+        assert!(version["additionalPrinterColumns"].as_array().unwrap().len() >= 3);
+        // metav1.Condition, as `kubectl wait --for=condition=Ready` and other tools expect.
+        let condition =
+            &version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]["conditions"]["items"];
+        let required: Vec<&str> = condition["required"].as_array().unwrap().iter().filter_map(|r| r.as_str()).collect();
+        assert_eq!(required, ["lastTransitionTime", "message", "reason", "status", "type"]);
+        assert_eq!(condition["properties"]["lastTransitionTime"]["format"], "date-time");
     }
     let short: Vec<&str> = docs.iter().filter_map(|d| d["spec"]["names"]["shortNames"][0].as_str()).collect();
     assert_eq!(short, ["ou", "pset", "ub", "apicat"]);

@@ -47,7 +47,7 @@ fn load(dir: &Path) -> Snapshot {
 fn run(example: &str) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let checks: Vec<Check> =
-        serde_yaml::from_str(&std::fs::read_to_string(root.join(format!("tests/scenarios/{example}.yaml"))).unwrap())
+        serde_saphyr::from_str(&std::fs::read_to_string(root.join(format!("tests/scenarios/{example}.yaml"))).unwrap())
             .unwrap();
     assert!(checks.len() >= 8, "{example} has too few checks");
     // Each example alone, and all of them together as `turnstile serve --manifests examples`

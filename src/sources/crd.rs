@@ -15,27 +15,9 @@ pub const GROUP: &str = "turnstile.dev";
 /// Version of every Turnstile resource.
 pub const VERSION: &str = "v1alpha1";
 
-/// A standard Kubernetes condition (`metav1.Condition`).
-#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Condition {
-    /// Condition type: `Ready`, or the reason of a warning (`ResourceConflict`, `RoleConflict`,
-    /// `ScopeNotFound`, `LowercaseMethod`).
-    #[serde(rename = "type")]
-    pub type_: String,
-    /// `True`, `False` or `Unknown`.
-    pub status: String,
-    /// CamelCase reason, e.g. `ParentNotFound`.
-    pub reason: String,
-    /// Human-readable explanation.
-    pub message: String,
-    /// When the condition last changed status (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_transition_time: Option<String>,
-    /// The `metadata.generation` the condition was computed from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-}
+/// A standard Kubernetes condition (`metav1.Condition`): `type` is `Ready`, or the reason of a
+/// warning (`ResourceConflict`, `RoleConflict`, `ScopeNotFound`).
+pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 /// Status shared by permission sets, roles, bindings and catalogs.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
@@ -44,7 +26,8 @@ pub struct ResourceStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready` and warning conditions.
+    /// `Ready`, and one condition per warning reason (`ResourceConflict`, `RoleConflict`,
+    /// `ScopeNotFound`).
     #[serde(default)]
     pub conditions: Vec<Condition>,
 }
@@ -56,7 +39,8 @@ pub struct OrganizationalUnitStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready` and warning conditions.
+    /// `Ready`, and one condition per warning reason (`ResourceConflict`, `RoleConflict`,
+    /// `ScopeNotFound`).
     #[serde(default)]
     pub conditions: Vec<Condition>,
     /// Path from the root, e.g. `global/accounting/payroll`; absent when not in the tree.
@@ -294,6 +278,23 @@ pub struct ApiCatalogSpec {
     /// Path prefix of every operation, e.g. `/api/v1`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_prefix: Option<String>,
+    /// What to do with a request inside this catalog's hosts and pathPrefix that no Ready
+    /// catalog routes: `Deny` (default) answers 403 naming the catalog, so a path variant such
+    /// as `/a;x=1`, `/A` or `/a.json` cannot fall through to a broad allow; `Uncatalogued`
+    /// decides it as a request no catalog describes.
+    #[serde(default)]
+    pub unmatched: Unmatched,
     /// The operations.
     pub operations: Vec<ApiOperation>,
+}
+
+/// What a catalog does with a request inside its hosts and pathPrefix that no Ready catalog
+/// routes.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub enum Unmatched {
+    /// 403, naming the catalog.
+    #[default]
+    Deny,
+    /// Decided as a request no catalog describes (no operation, no resource type).
+    Uncatalogued,
 }

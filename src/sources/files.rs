@@ -1,15 +1,16 @@
 //! File mode: every `*.yaml` / `*.yml` file under a folder (recursively, in path order),
-//! multi-document. Documents of other API groups are skipped with a note; a document that
-//! does not parse is reported with its file, position and object, and left out.
+//! multi-document. Documents of other API groups are skipped with a note, unless they look
+//! like ours (`looks_like_ours`); a document that cannot be used is reported with its file,
+//! position and object, and left out. A field its
+//! kind does not define does not stop the document: it is kept, with its path, beside the
+//! object, and the conversion makes the object `InvalidSpec`.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
 use super::convert::AnyResource;
-use super::crd::{ApiCatalog, GROUP, OrganizationalUnit, PermissionSet, Role, UserBinding, VERSION};
+use super::crd::{GROUP, VERSION};
 use crate::engine::{Definitions, Kind};
 
 #[derive(Debug, thiserror::Error)]
@@ -51,12 +52,24 @@ impl fmt::Display for LoadProblem {
     }
 }
 
+/// An object read from a document.
+#[derive(Clone, Debug)]
+pub struct LoadedResource {
+    pub origin: Origin,
+    pub resource: AnyResource,
+    /// Paths of the fields the document sets that its kind does not define, such as
+    /// `spec.allow[0].denny`: the object is converted as usual and is `InvalidSpec`.
+    pub unknown_fields: Vec<String>,
+}
+
 /// Everything read from a folder.
 #[derive(Clone, Debug, Default)]
 pub struct Loaded {
-    pub resources: Vec<(Origin, AnyResource)>,
+    pub resources: Vec<LoadedResource>,
     /// Where each object came from, by kind and name.
     pub origins: BTreeMap<(Kind, String), Vec<Origin>>,
+    /// Documents that could not be used. Any one makes the whole folder unusable: `serve`
+    /// keeps its previous index and `check` decides nothing.
     pub problems: Vec<LoadProblem>,
     /// Documents skipped because they are not Turnstile resources.
     pub notes: Vec<String>,
@@ -66,8 +79,8 @@ pub struct Loaded {
 impl Loaded {
     pub fn definitions(&self) -> Definitions {
         let mut defs = Definitions::default();
-        for (_, r) in &self.resources {
-            r.add_to(&mut defs);
+        for r in &self.resources {
+            r.resource.add_to(&r.unknown_fields, &mut defs);
         }
         defs
     }
@@ -109,74 +122,223 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// Parses one file's documents into `loaded`.
+/// Limits on one document, against YAML bombs: serde-saphyr's `Budget` caps the parser events
+/// (`max_events`), nodes (`max_nodes`), nesting (`max_depth`), anchors and aliases
+/// (`max_anchors`, `max_aliases`) and scalar text (`max_total_scalar_bytes`) before anything is
+/// built, and its `AliasLimits` cap how many events aliases may replay
+/// (`max_total_replayed_events`, the "billion laughs" expansion) and how deeply they nest. A
+/// real manifest is far below every one of them; a document over any of them is a load problem.
+fn options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_events: 1_000_000,
+            max_nodes: 500_000,
+            max_depth: 64,
+            max_anchors: 1_000,
+            max_aliases: 10_000,
+            max_total_scalar_bytes: 16 << 20,
+            max_documents: 1,
+        },
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: 100_000,
+            max_replay_stack_depth: 16,
+        },
+        // YAML 1.2 booleans only: `name: no` or `resources: [on]` stay the strings they read as
+        // (YAML 1.1 would make them `false` and `true`, and the document a type error).
+        strict_booleans: true,
+        with_snippet: false,
+    }
+}
+
+/// Parses one file's documents into `loaded`, one by one.
 pub fn load_str(file: &Path, text: &str, loaded: &mut Loaded) {
-    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let origin = Origin { file: file.to_owned(), document: i + 1 };
-        let value = match serde_yaml::Value::deserialize(doc) {
-            Ok(v) => v,
+    let origin = |document| Origin { file: file.to_owned(), document };
+    let syntax_error = each_document(text, |document, slice, line_offset| {
+        let origin = origin(document);
+        match serde_saphyr::from_str_with_options::<serde_json::Value>(slice, options()) {
+            Ok(value) => load_value(origin, value, loaded),
             Err(e) => {
-                loaded.problems.push(LoadProblem { origin, object: None, message: format!("not valid YAML: {e}") });
-                // The parser cannot resynchronize after a syntax error.
-                break;
+                // Lines are counted from the top of the file, not of the document.
+                let message = e.render_with_options(serde_saphyr::render_options! {
+                    formatter: &serde_saphyr::UserMessageFormatter,
+                    snippets: serde_saphyr::SnippetMode::Off,
+                    line_offset: line_offset,
+                });
+                loaded.problems.push(LoadProblem {
+                    origin,
+                    object: None,
+                    message: format!("not valid YAML: {message}"),
+                });
             }
-        };
-        if value.is_null() {
-            continue;
         }
-        let field = |k: &str| value.get(k).and_then(|v| v.as_str()).unwrap_or("");
-        let (api_version, kind) = (field("apiVersion").to_owned(), field("kind").to_owned());
-        let name = value.get("metadata").and_then(|m| m.get("name")).and_then(|n| n.as_str()).map(str::to_owned);
-        let Some((group, version)) = api_version.split_once('/').filter(|(g, _)| *g == GROUP) else {
-            let what = if kind.is_empty() {
-                "a document without `kind`".to_owned()
-            } else {
-                format!("`{api_version}` `{kind}`")
-            };
-            loaded.notes.push(format!("{origin}: skipped {what}: not a {GROUP} resource"));
-            continue;
-        };
-        let object = Some(format!("{kind}/{}", name.as_deref().unwrap_or("?")));
-        let problem = |message: String| LoadProblem { origin: origin.clone(), object: object.clone(), message };
-        if version != VERSION {
-            loaded
-                .problems
-                .push(problem(format!("version `{group}/{version}` is not served; use `{GROUP}/{VERSION}`")));
-            continue;
-        }
-        let Some(kind_id) = Kind::parse(&kind) else {
-            loaded.problems.push(problem(format!("unknown kind `{kind}`")));
-            continue;
-        };
-        let Some(name) = name.filter(|n| !n.is_empty()) else {
-            loaded.problems.push(problem("`metadata.name` is missing".to_owned()));
-            continue;
-        };
-        let mut value = value;
-        if let Some(map) = value.as_mapping_mut() {
-            // An object with nothing to say (an OU with no parent) may leave `spec` out.
-            map.entry("spec".into()).or_insert_with(|| serde_yaml::Value::Mapping(Default::default()));
-        }
-        match parse(kind_id, value) {
-            Ok(resource) => {
-                loaded.origins.entry((kind_id, name)).or_default().push(origin.clone());
-                loaded.resources.push((origin, resource));
+    });
+    if let Some((document, message)) = syntax_error {
+        // The parser cannot resynchronize after a syntax error.
+        loaded.problems.push(LoadProblem {
+            origin: origin(document),
+            object: None,
+            message: format!("not valid YAML: {message}"),
+        });
+    }
+}
+
+/// Calls `f(position, text, lines before it)` for each document of a YAML stream, empty ones
+/// included, so that positions are the ones a reader counts. A syntax error ends the stream:
+/// it is returned with the position of the document it is in.
+///
+/// The stream is only scanned here (aliases are not expanded, so this is linear in the
+/// input); each document is then parsed on its own, under [`options`]'s budget.
+fn each_document(text: &str, mut f: impl FnMut(usize, &str, u64)) -> Option<(usize, String)> {
+    use serde_saphyr::granit_parser::{Event, Parser};
+    let mut parser = Parser::new_from_str(text);
+    let (mut position, mut start) = (0, None);
+    while let Some(event) = parser.next_event() {
+        match event {
+            Ok((Event::DocumentStart(..), span)) => {
+                position += 1;
+                let at = span.start.byte_offset().unwrap_or(span.start.index());
+                // An implicit document starts at its first token: take its indentation too.
+                let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+                let at = if text[line_start..at].trim().is_empty() { line_start } else { at };
+                start = Some((at, span.start.line().saturating_sub(1)));
             }
-            Err(e) => loaded.problems.push(problem(format!("does not match the schema: {e}"))),
+            Ok((Event::DocumentEnd, span)) => {
+                if let Some((at, lines_before)) = start.take() {
+                    let end = span.end.byte_offset().unwrap_or(span.end.index());
+                    f(position, &text[at..end.max(at)], lines_before as u64);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let position = if start.is_some() { position } else { position + 1 };
+                let (line, column) = (e.marker().line(), e.marker().col() + 1);
+                return Some((position, format!("{} at line {line}, column {column}", e.info())));
+            }
+        }
+    }
+    None
+}
+
+fn load_value(origin: Origin, mut value: serde_json::Value, loaded: &mut Loaded) {
+    if value.is_null() {
+        return;
+    }
+    let field = |k: &str| value.get(k).and_then(|v| v.as_str()).unwrap_or("");
+    let (api_version, kind) = (field("apiVersion").to_owned(), field("kind").to_owned());
+    let name = value.get("metadata").and_then(|m| m.get("name")).and_then(|n| n.as_str()).map(str::to_owned);
+    let object = (!kind.is_empty()).then(|| format!("{kind}/{}", name.as_deref().unwrap_or("?")));
+    let problem = |message: String| LoadProblem { origin: origin.clone(), object: object.clone(), message };
+    // `v1` is the core group's; a version-less `turnstile.dev` is checked as a group.
+    let (group, version) = api_version.split_once('/').unwrap_or((&api_version, ""));
+    if group != GROUP {
+        match looks_like_ours(&api_version, group, &kind, value.get("spec").is_some()) {
+            Some(why) => loaded.problems.push(problem(why)),
+            None => {
+                let what = if kind.is_empty() {
+                    "a document without `kind`".to_owned()
+                } else {
+                    format!("`{api_version}` `{kind}`")
+                };
+                loaded.notes.push(format!("{origin}: skipped {what}: not a {GROUP} resource"));
+            }
+        }
+        return;
+    }
+    if version != VERSION {
+        loaded.problems.push(problem(format!("version `{api_version}` is not served; use `{GROUP}/{VERSION}`")));
+        return;
+    }
+    let Some(kind_id) = Kind::parse(&kind) else {
+        let why = if kind.is_empty() { "`kind` is missing".to_owned() } else { format!("unknown kind `{kind}`") };
+        loaded.problems.push(problem(why));
+        return;
+    };
+    let Some(name) = name.filter(|n| !n.is_empty()) else {
+        loaded.problems.push(problem("`metadata.name` is missing".to_owned()));
+        return;
+    };
+    if let Some(map) = value.as_object_mut() {
+        // An object with nothing to say (an OU with no parent) may leave `spec` out.
+        map.entry("spec").or_insert_with(|| serde_json::Value::Object(Default::default()));
+        // Checked above; the typed objects have no field for them.
+        map.remove("apiVersion");
+        map.remove("kind");
+    }
+    let mut unknown_fields = Vec::new();
+    let parsed = match kind_id {
+        Kind::OrganizationalUnit => parse(value, &mut unknown_fields).map(AnyResource::OrganizationalUnit),
+        Kind::PermissionSet => parse(value, &mut unknown_fields).map(AnyResource::PermissionSet),
+        Kind::Role => parse(value, &mut unknown_fields).map(AnyResource::Role),
+        Kind::UserBinding => parse(value, &mut unknown_fields).map(AnyResource::UserBinding),
+        Kind::ApiCatalog => parse(value, &mut unknown_fields).map(AnyResource::ApiCatalog),
+    };
+    match parsed {
+        Ok(resource) => {
+            loaded.origins.entry((kind_id, name)).or_default().push(origin.clone());
+            loaded.resources.push(LoadedResource { origin, resource, unknown_fields });
+        }
+        Err(e) => {
+            let mut message = format!("does not match the schema: {e}");
+            if let Some(unknown) = super::convert::unknown(&unknown_fields) {
+                message = format!("{message}; {unknown}");
+            }
+            loaded.problems.push(problem(message));
         }
     }
 }
 
-fn parse(kind: Kind, value: serde_yaml::Value) -> Result<AnyResource, serde_yaml::Error> {
-    Ok(match kind {
-        Kind::OrganizationalUnit => {
-            AnyResource::OrganizationalUnit(serde_yaml::from_value::<OrganizationalUnit>(value)?)
-        }
-        Kind::PermissionSet => AnyResource::PermissionSet(serde_yaml::from_value::<PermissionSet>(value)?),
-        Kind::Role => AnyResource::Role(serde_yaml::from_value::<Role>(value)?),
-        Kind::UserBinding => AnyResource::UserBinding(serde_yaml::from_value::<UserBinding>(value)?),
-        Kind::ApiCatalog => AnyResource::ApiCatalog(serde_yaml::from_value::<ApiCatalog>(value)?),
-    })
+/// Why a document of another API group is not skipped: it looks like a Turnstile resource
+/// that would silently vanish (a misspelt `turnstile.dev.io` on a system-wide deny set), so it
+/// is refused. Foreign manifests (an Ingress, a Traefik Middleware, Kubernetes' own RBAC
+/// `Role`) are skipped.
+fn looks_like_ours(api_version: &str, group: &str, kind: &str, has_spec: bool) -> Option<String> {
+    let expected = format!("`{GROUP}/{VERSION}`");
+    if api_version.is_empty() || kind.is_empty() {
+        let missing = if api_version.is_empty() { "apiVersion" } else { "kind" };
+        return has_spec
+            .then(|| format!("a document with `spec` has no `{missing}`; a Turnstile resource needs {expected}"));
+    }
+    let lowercase = group.to_ascii_lowercase();
+    // Damerau-Levenshtein: a swap of two letters is one edit. Lengths that differ by more than
+    // the limit cannot be within it, and are not compared.
+    let near = |limit: usize| {
+        lowercase.len().abs_diff(GROUP.len()) <= limit && strsim::damerau_levenshtein(&lowercase, GROUP) <= limit
+    };
+    if lowercase.contains("turnstile") || near(3) {
+        return Some(format!("apiVersion `{api_version}` is not {expected}"));
+    }
+    let ours = Kind::ALL.into_iter().find(|k| k.as_str().eq_ignore_ascii_case(kind))?;
+    // Kubernetes' own RBAC Role sits beside our resources in many a folder.
+    if ours == Kind::Role && group == "rbac.authorization.k8s.io" {
+        return None;
+    }
+    Some(format!("kind `{kind}` is a Turnstile kind, but apiVersion `{api_version}` is not {expected}"))
+}
+
+/// Reads an object as its kind defines it. A field the kind does not define is not refused
+/// here but collected into `unknown_fields` with its path: the object is then converted as
+/// usual and reported `InvalidSpec`, like any other object that is not sound. A value of the
+/// wrong type is an error naming its path (`spec.permissionSets: invalid type: ...`).
+fn parse<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+    unknown_fields: &mut Vec<String>,
+) -> Result<T, serde_path_to_error::Error<serde_json::Error>> {
+    let mut note = |path: serde_ignored::Path<'_>| unknown_fields.push(field_path(&path));
+    serde_path_to_error::deserialize(serde_ignored::Deserializer::new(value, &mut note))
+}
+
+/// `spec.allow[0].denny`, as the API server's strict field validation names a field.
+fn field_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
+        Path::Map { parent, key } => match field_path(parent) {
+            p if p.is_empty() => key.clone(),
+            p => format!("{p}.{key}"),
+        },
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => field_path(parent),
+    }
 }
 
 #[cfg(test)]
@@ -221,10 +383,221 @@ metadata: {name: r}
     }
 
     #[test]
+    fn a_document_that_looks_like_ours_is_refused_and_a_foreign_one_skipped() {
+        let doc = |api_version: &str, kind: &str| {
+            format!("apiVersion: {api_version}\nkind: {kind}\nmetadata: {{name: n}}\nspec: {{systemWide: true}}\n---\n")
+        };
+        let refused = [
+            doc("turnstile.dev.io/v1alpha1", "PermissionSet"),
+            doc("Turnstile.dev/v1alpha1", "PermissionSet"),
+            doc("turnstile.dev", "PermissionSet"),
+            doc("turnstyle.dev/v1alpha1", "PermissionSet"),
+            doc("tunrstile.dve/v1alpha1", "Gadget"),
+            doc("example.com/v1", "permissionset"),
+            doc("v1", "UserBinding"),
+            doc("turnstile.example.com/v1", "ApiCatalog"),
+            "kind: PermissionSet\nmetadata: {name: n}\nspec: {}\n---\n".to_owned(),
+            "apiVersion: turnstile.dev/v1alpha1\nmetadata: {name: n}\nspec: {}\n---\n".to_owned(),
+        ];
+        let skipped = [
+            doc("rbac.authorization.k8s.io/v1", "Role"),
+            doc("networking.k8s.io/v1", "Ingress"),
+            doc("traefik.io/v1alpha1", "Middleware"),
+            doc("v1", "ConfigMap"),
+            "static_resources: {listeners: []}\n---\n".to_owned(),
+        ];
+        let mut loaded = Loaded::default();
+        load_str(Path::new("x.yaml"), &[refused.concat(), skipped.concat()].concat(), &mut loaded);
+        assert!(loaded.resources.is_empty());
+        let msgs: Vec<String> = loaded.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(msgs.len(), refused.len(), "{msgs:#?}");
+        for (i, m) in msgs.iter().enumerate() {
+            assert!(m.starts_with(&format!("x.yaml (document {}): ", i + 1)), "{m}");
+            assert!(i == 9 || m.contains("`turnstile.dev/v1alpha1`"), "{m}");
+        }
+        assert!(
+            msgs[0]
+                .ends_with("PermissionSet/n: apiVersion `turnstile.dev.io/v1alpha1` is not `turnstile.dev/v1alpha1`"),
+            "{}",
+            msgs[0]
+        );
+        assert!(msgs[5].contains("kind `permissionset` is a Turnstile kind, but apiVersion `example.com/v1` is not"));
+        assert!(msgs[8].ends_with(
+            "a document with `spec` has no `apiVersion`; a Turnstile resource needs `turnstile.dev/v1alpha1`"
+        ));
+        assert!(msgs[9].ends_with("x.yaml (document 10): `kind` is missing"), "{}", msgs[9]);
+        assert_eq!(loaded.notes.len(), skipped.len(), "{:#?}", loaded.notes);
+        assert!(loaded.notes[0].contains("skipped `rbac.authorization.k8s.io/v1` `Role`"), "{}", loaded.notes[0]);
+    }
+
+    #[test]
+    fn a_catalog_denies_what_it_does_not_route_unless_it_says_uncatalogued() {
+        let catalog = |name: &str, unmatched: &str| {
+            format!(
+                "apiVersion: turnstile.dev/v1alpha1\nkind: ApiCatalog\nmetadata: {{name: {name}}}\n\
+                 spec:\n  pathPrefix: /api\n{unmatched}  operations: [{{id: A, method: GET, path: /a}}]\n---\n"
+            )
+        };
+        let text = [
+            catalog("default", ""),
+            catalog("deny", "  unmatched: Deny\n"),
+            catalog("open", "  unmatched: Uncatalogued\n"),
+            catalog("typo", "  unmatched: Allow\n"),
+        ]
+        .concat();
+        let mut loaded = Loaded::default();
+        load_str(Path::new("x.yaml"), &text, &mut loaded);
+        let defs = loaded.definitions();
+        let unmatched: Vec<(&str, crate::engine::Unmatched)> =
+            defs.api_catalogs.iter().map(|c| (c.meta.name.as_str(), c.unmatched)).collect();
+        use crate::engine::Unmatched::{Deny, Uncatalogued};
+        assert_eq!(unmatched, [("default", Deny), ("deny", Deny), ("open", Uncatalogued)]);
+        let msg = loaded.problems[0].to_string();
+        assert!(
+            msg.contains("ApiCatalog/typo: does not match the schema: spec.unmatched: unknown variant `Allow`"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn yes_no_on_and_off_are_strings() {
+        let text = "apiVersion: turnstile.dev/v1alpha1\nkind: OrganizationalUnit\nmetadata: {name: no}\n\
+                    spec: {resources: [y, n, yes, on, off]}\n";
+        let mut loaded = Loaded::default();
+        load_str(Path::new("x.yaml"), text, &mut loaded);
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+        let ou = &loaded.definitions().organizational_units[0];
+        assert_eq!(ou.meta.name, "no");
+        assert_eq!(ou.resources, ["y", "n", "yes", "on", "off"]);
+    }
+
+    #[test]
+    fn a_field_its_kind_does_not_define_is_kept_with_its_path_and_makes_the_object_invalid() {
+        let text = r#"
+apiVersion: turnstile.dev/v1alpha1
+kind: PermissionSet
+metadata: {name: p, labels: {team: a}, lables: {team: b}}
+sepc: {}
+spec:
+  allow:
+    - apiName: "Get.*"
+    - apiName: "List.*"
+      denny: x
+  deny: [{methdos: GET}]
+---
+apiVersion: turnstile.dev/v1alpha1
+kind: UserBinding
+metadata: {name: b}
+spec: {subjects: [{kind: User, name: a}], organizationalUnits: [global], expiresat: "2020-01-01T00:00:00Z"}
+---
+apiVersion: turnstile.dev/v1alpha1
+kind: UserBinding
+metadata: {name: c}
+sepc: {subjects: [{kind: User, name: a}], organizationalUnits: [global]}
+---
+apiVersion: turnstile.dev/v1alpha1
+kind: Role
+metadata: {name: fine}
+spec: {permissionSets: []}
+"#;
+        let mut loaded = Loaded::default();
+        load_str(Path::new("x.yaml"), text, &mut loaded);
+        let mut unknown: Vec<Vec<String>> = loaded.resources.iter().map(|r| r.unknown_fields.clone()).collect();
+        unknown[0].sort();
+        assert_eq!(
+            unknown,
+            [
+                vec!["metadata.lables", "sepc", "spec.allow[1].denny", "spec.deny[0].methdos"],
+                vec!["spec.expiresat"],
+                vec![],
+            ]
+        );
+        // Without its `spec`, the third object does not parse at all: a load problem that
+        // still names the misspelt field.
+        let msgs: Vec<String> = loaded.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            msgs,
+            ["x.yaml (document 3): UserBinding/c: does not match the schema: spec: missing field `subjects`; \
+              unknown field `sepc`"]
+        );
+
+        let defs = loaded.definitions();
+        let invalid = defs.user_bindings[0].meta.invalid.as_deref();
+        assert_eq!(invalid, Some("unknown field `spec.expiresat`"));
+        assert_eq!(defs.roles[0].meta.invalid, None);
+        let (_, report) = crate::engine::Snapshot::build(&defs, jiff::Timestamp::now());
+        let errors: Vec<String> = report.errors().map(|(k, n, p)| format!("{k}/{n}: {p}")).collect();
+        assert!(errors.iter().any(|e| e.starts_with("PermissionSet/p: InvalidSpec: unknown fields `")), "{errors:?}");
+        assert!(errors.iter().any(|e| e.contains("`spec.allow[1].denny`")), "{errors:?}");
+        assert!(
+            errors.contains(&"UserBinding/b: InvalidSpec: unknown field `spec.expiresat`".to_owned()),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_a_load_problem_naming_its_path() {
+        let text = "apiVersion: turnstile.dev/v1alpha1\nkind: PermissionSet\nmetadata: {name: p}\n\
+                    spec: {allow: [{methods: GET}, {paths: 3}]}\n";
+        let mut loaded = Loaded::default();
+        load_str(Path::new("x.yaml"), text, &mut loaded);
+        assert!(loaded.resources.is_empty());
+        let msg = loaded.problems[0].to_string();
+        assert!(msg.contains("does not match the schema: spec.allow[1].paths: invalid type: integer `3`"), "{msg}");
+    }
+
+    #[test]
+    fn positions_count_empty_documents_and_lines_count_from_the_top_of_the_file() {
+        let text = "---\n# nothing yet\n---\napiVersion: turnstile.dev/v1alpha1\nkind: Role\nmetadata: {name: r}\n\
+                    ---\n---\n  apiVersion: turnstile.dev/v1alpha1\n  kind: Role\n  metadata: {name: s}\n\
+                    ---\nkind: Role\nkind: Role\n";
+        let mut loaded = Loaded::default();
+        load_str(Path::new("x.yaml"), text, &mut loaded);
+        let at: Vec<usize> = loaded.resources.iter().map(|r| r.origin.document).collect();
+        assert_eq!(at, [2, 4]);
+        let msgs: Vec<String> = loaded.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(msgs.len(), 1, "{msgs:?}");
+        assert!(msgs[0].starts_with("x.yaml (document 5): not valid YAML: duplicate mapping key"), "{}", msgs[0]);
+        assert!(msgs[0].contains("line 14"), "{}", msgs[0]);
+    }
+
+    #[test]
+    fn an_alias_bomb_is_refused_by_the_budget() {
+        let mut text = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n".to_owned();
+        for i in 1..10 {
+            let p = i - 1;
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        text.push_str("---\napiVersion: turnstile.dev/v1alpha1\nkind: Role\nmetadata: {name: after}\n");
+        let mut loaded = Loaded::default();
+        let started = std::time::Instant::now();
+        load_str(Path::new("bomb.yaml"), &text, &mut loaded);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!(loaded.problems.len(), 1, "{:?}", loaded.problems);
+        let msg = loaded.problems[0].to_string();
+        assert!(msg.starts_with("bomb.yaml (document 1): not valid YAML:"), "{msg}");
+        assert!(msg.contains("too large or too complex: total_replayed_events"), "{msg}");
+        // the next document is still read
+        assert_eq!(loaded.resources.len(), 1);
+    }
+
+    #[test]
     fn a_syntax_error_is_reported_with_its_file() {
         let mut loaded = Loaded::default();
         load_str(Path::new("bad.yaml"), "kind: [unclosed", &mut loaded);
         assert_eq!(loaded.problems.len(), 1);
         assert!(loaded.problems[0].to_string().starts_with("bad.yaml (document 1): not valid YAML"));
+
+        // The documents before the error are read; nothing after it is.
+        let mut loaded = Loaded::default();
+        let text = "apiVersion: turnstile.dev/v1alpha1\nkind: Role\nmetadata: {name: r}\n---\nkind: [unclosed\n\
+                    ---\napiVersion: turnstile.dev/v1alpha1\nkind: Role\nmetadata: {name: s}\n";
+        load_str(Path::new("bad.yaml"), text, &mut loaded);
+        assert_eq!(loaded.resources.len(), 1);
+        let msg = loaded.problems[0].to_string();
+        assert!(msg.starts_with("bad.yaml (document 2): not valid YAML:"), "{msg}");
+        assert!(msg.contains("line 5"), "{msg}");
     }
 }

@@ -16,5 +16,5 @@ pub fn crds_yaml() -> String {
         crd::UserBinding::crd(),
         crd::ApiCatalog::crd(),
     ];
-    crds.iter().map(|c| serde_yaml::to_string(c).expect("a CRD serializes to YAML")).collect::<Vec<_>>().join("---\n")
+    crds.iter().map(|c| serde_saphyr::to_string(c).expect("a CRD serializes to YAML")).collect::<Vec<_>>().join("---\n")
 }
