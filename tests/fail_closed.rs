@@ -425,3 +425,75 @@ fn an_empty_user_is_no_identity() {
         assert_eq!((a.status, a.reason.as_str(), a.user.as_deref()), (401, "no valid identity", None), "{user:?}");
     }
 }
+
+/// The same world written as manifests, with one line changed: what file mode loads.
+fn from_yaml(extra: &str) -> (Snapshot, turnstile::sources::files::Loaded) {
+    let base = r#"
+apiVersion: turnstile.dev/v1alpha1
+kind: OrganizationalUnit
+metadata: {name: prod01}
+spec: {resources: [prod01]}
+---
+apiVersion: turnstile.dev/v1alpha1
+kind: PermissionSet
+metadata: {name: all}
+spec: {allow: [{}]}
+---
+apiVersion: turnstile.dev/v1alpha1
+kind: UserBinding
+metadata: {name: mallory-all}
+spec:
+  subjects: [{kind: User, name: mallory}]
+  organizationalUnits: [global]
+  permissionSets: [all]
+"#;
+    let mut loaded = turnstile::sources::files::Loaded::default();
+    let text = format!("{base}---\n{extra}");
+    turnstile::sources::files::load_str(std::path::Path::new("world.yaml"), &text, &mut loaded);
+    (build(&loaded.definitions()).0, loaded)
+}
+
+#[test]
+fn a_misspelt_field_is_an_error_never_a_default() {
+    let deny_jobs = |rule: &str| {
+        format!(
+            "apiVersion: turnstile.dev/v1alpha1\nkind: PermissionSet\nmetadata: {{name: no-jobs}}\n\
+             spec: {{systemWide: true, {rule}}}\n"
+        )
+    };
+    let jobs = "https://other.example.com/jobs";
+    // `denny:` would have dropped the deny; the set is InvalidSpec, and a broken system-wide
+    // set denies everywhere.
+    let (s, loaded) = from_yaml(&deny_jobs("denny: [{}]"));
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    expect(&s, &[("denny", ask("mallory", "GET", jobs), 403, "system-wide permission set `no-jobs` is not ready")]);
+    let (s, _) = from_yaml(&deny_jobs("deny: [{}]"));
+    expect(&s, &[("spelt right", ask("mallory", "GET", jobs), 403, "denied by PermissionSet/no-jobs/deny/0")]);
+
+    // `apiname:` in an allow rule would have matched any operation: the set grants nothing.
+    let (s, _) = from_yaml(
+        "apiVersion: turnstile.dev/v1alpha1\nkind: PermissionSet\nmetadata: {name: get-user}\n\
+         spec: {allow: [{apiname: GetUser}]}\n---\n\
+         apiVersion: turnstile.dev/v1alpha1\nkind: UserBinding\nmetadata: {name: eve}\n\
+         spec: {subjects: [{kind: User, name: eve}], organizationalUnits: [global], permissionSets: [get-user]}\n",
+    );
+    expect(&s, &[("apiname", ask("eve", "GET", jobs), 403, "permission set `get-user` is missing or not ready")]);
+
+    // `expiresat:` would have meant the binding never expires: it denies until fixed.
+    let (s, _) = from_yaml(
+        "apiVersion: turnstile.dev/v1alpha1\nkind: UserBinding\nmetadata: {name: temp}\n\
+         spec: {subjects: [{kind: User, name: mallory}], organizationalUnits: [global], permissionSets: [all],\n\
+         expiresat: \"2020-01-01T00:00:00Z\"}\n",
+    );
+    expect(&s, &[("expiresat", ask("mallory", "GET", jobs), 403, "unknown field `spec.expiresat`")]);
+}
+
+#[test]
+fn a_misspelt_api_version_is_a_load_problem_not_a_skipped_document() {
+    let (_, loaded) = from_yaml(
+        "apiVersion: turnstile.dev.io/v1alpha1\nkind: PermissionSet\nmetadata: {name: no-jobs}\n\
+         spec: {systemWide: true, deny: [{}]}\n",
+    );
+    assert_eq!(loaded.problems.len(), 1, "{:?}", loaded.notes);
+    assert!(loaded.problems[0].to_string().contains("turnstile.dev/v1alpha1"), "{}", loaded.problems[0]);
+}
