@@ -85,7 +85,7 @@ pub(crate) enum PathError {
 impl PathError {
     pub(crate) fn message(&self) -> &'static str {
         match self {
-            PathError::DotSegment => "path has a `.` or `..` segment",
+            PathError::DotSegment => "path has a `.` or `..` segment (or `..;`)",
             PathError::BadEscape => "path has a malformed percent-escape",
             PathError::EncodedSlash => "path has an encoded `/`",
         }
@@ -101,7 +101,9 @@ pub(crate) fn split_path(raw: &str) -> Result<(Segments<'_>, &str), PathError> {
     let mut segments = Segments::new();
     for seg in path.split('/').filter(|s| !s.is_empty()) {
         let seg = percent_decode(seg)?;
-        if seg == "." || seg == ".." {
+        // `..;x` is `..` to a server that strips path parameters (Tomcat, Jetty).
+        let bare = seg.split(';').next().unwrap_or(&seg);
+        if bare == "." || bare == ".." {
             return Err(PathError::DotSegment);
         }
         segments.push(seg);
@@ -171,6 +173,10 @@ mod tests {
         assert_eq!(q, "x=1");
         assert_eq!(split_path("/a/../b").unwrap_err(), PathError::DotSegment);
         assert_eq!(split_path("/a/%2e%2E/b").unwrap_err(), PathError::DotSegment);
+        assert_eq!(split_path("/a/..;/b").unwrap_err(), PathError::DotSegment);
+        assert_eq!(split_path("/a/.;x=1/b").unwrap_err(), PathError::DotSegment);
+        assert_eq!(split_path("/a/%2e%2e%3bjsessionid=1/b").unwrap_err(), PathError::DotSegment);
+        assert_eq!(split_path("/a/..x/b").unwrap().0.as_slice(), &["a", "..x", "b"]);
         assert_eq!(split_path("/a/%2Fb").unwrap_err(), PathError::EncodedSlash);
         assert_eq!(split_path("/a/%zz").unwrap_err(), PathError::BadEscape);
         assert_eq!(split_path("/a/%4").unwrap_err(), PathError::BadEscape);
