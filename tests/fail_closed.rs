@@ -505,3 +505,25 @@ fn dot_segments_with_path_parameters_are_refused_everywhere() {
         expect(&s, &[(path, ask("alice", "GET", &url), 403, "path has a `.` or `..` segment")]);
     }
 }
+
+#[test]
+fn a_deny_on_a_raw_path_also_covers_its_variants() {
+    let mut defs = world();
+    defs.permission_sets.push(mk_set("no-admin", vec![], vec![paths(&["/admin/*/keys"])]));
+    defs.user_bindings.push(mk_binding("alice-no-admin", vec![user("alice")], None, &["global"], &["no-admin"]));
+    defs.permission_sets.push(mk_set("admin-keys", vec![paths(&["/admin/*/keys"])], vec![]));
+    defs.user_bindings.push(mk_binding("zed-admin", vec![user("zed")], None, &["global"], &["admin-keys"]));
+    let s = snap(&defs);
+    for path in
+        ["/admin/u1/keys", "/Admin/u1/keys", "/admin;jsessionid=1/u1/keys", "/admin/u1/KEYS/k1", "/admin%20/u1/keys"]
+    {
+        let url = format!("https://other.example.com{path}");
+        expect(&s, &[(path, ask("alice", "GET", &url), 403, "denied by PermissionSet/no-admin/deny/0")]);
+    }
+    // an allow on the same path is exact: a variant gains nothing
+    expect(&s, &[("exact", ask("zed", "GET", "https://other.example.com/admin/u1/keys"), 200, "admin-keys/allow/0")]);
+    expect(
+        &s,
+        &[("variant", ask("zed", "GET", "https://other.example.com/Admin/u1/keys"), 403, "no permission set allows")],
+    );
+}

@@ -10,7 +10,7 @@ use std::fmt;
 use super::HashMap;
 use super::model::{ApiCatalogDef, Unmatched};
 use super::report::{Problem, Reason};
-use super::rules::Domain;
+use super::rules::{Domain, loosely_equal};
 
 /// The five parameter extractors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -179,13 +179,9 @@ impl Territory {
     /// is still inside, and is denied rather than decided as an uncatalogued request.
     fn contains<S: AsRef<str>>(&self, host: &str, path: &[S]) -> bool {
         let host_ok = self.hosts.as_ref().is_none_or(|hs| hs.iter().any(|h| **h == *host));
-        let loosely = |lit: &str, seg: &str| {
-            let seg = seg.split(';').next().unwrap_or(seg).trim();
-            seg.eq_ignore_ascii_case(lit)
-        };
         host_ok
             && self.prefix.len() <= path.len()
-            && self.prefix.iter().zip(path).all(|(p, s)| p.as_deref().is_none_or(|p| loosely(p, s.as_ref())))
+            && self.prefix.iter().zip(path).all(|(p, s)| p.as_deref().is_none_or(|p| loosely_equal(p, s.as_ref())))
     }
 }
 

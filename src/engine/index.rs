@@ -14,7 +14,7 @@ use super::catalog::Router;
 use super::model::{Definitions, Meta, PermissionSetDef, RoleDef, SubjectKind, UserBindingDef};
 use super::ou::{OuId, OuTree};
 use super::report::{Kind, Problem, Reason, Report};
-use super::rules::{Domain, RuleCompiler, RuleList};
+use super::rules::{Domain, RuleCompiler, RuleList, SideKind};
 use super::{HashMap, HashSet};
 
 pub(crate) type SetId = u32;
@@ -289,11 +289,11 @@ fn compile_set(
         Some(ops) => Some(ops.iter().map(|o| o.as_str().into()).collect()),
         None => None,
     };
-    let mut side = |rules: &[super::model::RuleDef], what: &str| {
-        compiler.side(rules).map_err(|(i, p)| Problem::new(p.reason, format!("{what}[{i}]: {}", p.message)))
+    let mut side = |rules: &[super::model::RuleDef], what: &str, kind| {
+        compiler.side(rules, kind).map_err(|(i, p)| Problem::new(p.reason, format!("{what}[{i}]: {}", p.message)))
     };
-    let allow = side(&def.allow, "allow")?;
-    let deny = side(&def.deny, "deny")?;
+    let allow = side(&def.allow, "allow", SideKind::Allow)?;
+    let deny = side(&def.deny, "deny", SideKind::Deny)?;
     Ok(PermissionSet { name: def.meta.name.as_str().into(), operations, allow, deny, scope })
 }
 

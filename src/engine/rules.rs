@@ -116,9 +116,26 @@ impl PathPattern {
             && self.segments.iter().zip(path).all(|(p, s)| p.as_deref().is_none_or(|p| p == s.as_ref()))
     }
 
+    /// The same, comparing each segment as a lenient backend reads it ([`loosely_equal`]):
+    /// how deny rules match, so that `/Admin` or `/admin;x=1` cannot slip past a deny on
+    /// `/admin`.
+    #[inline]
+    pub(crate) fn covers_loosely<S: AsRef<str>>(&self, path: &[S]) -> bool {
+        self.segments.len() <= path.len()
+            && self.segments.iter().zip(path).all(|(p, s)| p.as_deref().is_none_or(|p| loosely_equal(p, s.as_ref())))
+    }
+
     pub fn segments(&self) -> impl Iterator<Item = &str> {
         self.segments.iter().map(|s| s.as_deref().unwrap_or("*"))
     }
+}
+
+/// Is the path segment `seg` the literal `lit` as a lenient backend reads it: ignoring ASCII
+/// case, a `;param` suffix (Tomcat, Jetty) and surrounding spaces? Used wherever reading a
+/// variant as the same segment can only take access away.
+#[inline]
+pub(crate) fn loosely_equal(lit: &str, seg: &str) -> bool {
+    lit == seg || seg.split(';').next().unwrap_or(seg).trim().eq_ignore_ascii_case(lit)
 }
 
 /// The attributes of a request that rules look at.
@@ -211,6 +228,9 @@ pub(crate) struct Rule {
     pub(crate) api_name: Option<DomainField>,
     pub(crate) methods: Option<MethodField>,
     pub(crate) paths: Option<Box<[PathPattern]>>,
+    /// Deny rules compare `paths` loosely, allow rules exactly: a variant of a path can only
+    /// lose access.
+    loose_paths: bool,
 }
 
 impl Rule {
@@ -233,7 +253,9 @@ impl Rule {
             return Err(Mismatch::ResourceType);
         }
         if let Some(paths) = &self.paths
-            && !paths.iter().any(|p| p.covers(a.access_path))
+            && !paths
+                .iter()
+                .any(|p| if self.loose_paths { p.covers_loosely(a.access_path) } else { p.covers(a.access_path) })
         {
             return Err(Mismatch::Paths);
         }
@@ -293,6 +315,13 @@ impl Domain {
     }
 }
 
+/// Which side of a set rules are on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SideKind {
+    Allow,
+    Deny,
+}
+
 /// Compiles rules against a domain, evaluating each distinct pattern once.
 pub(crate) struct RuleCompiler<'d> {
     regexes: RegexCache,
@@ -331,7 +360,7 @@ impl<'d> RuleCompiler<'d> {
         Ok(DomainField { matcher, ids })
     }
 
-    fn rule(&mut self, def: &RuleDef) -> Result<Rule, Problem> {
+    fn rule(&mut self, def: &RuleDef, side: SideKind) -> Result<Rule, Problem> {
         let regex = |e: String| Problem::new(Reason::InvalidRegex, e);
         let domain = self.domain;
         let resource_type = def
@@ -360,16 +389,16 @@ impl<'d> RuleCompiler<'d> {
             Some(ps) => Some(ps.iter().map(|p| PathPattern::parse(p)).collect::<Result<Box<[_]>, _>>().map_err(spec)?),
             None => None,
         };
-        Ok(Rule { resource_type, api_name, methods, paths })
+        Ok(Rule { resource_type, api_name, methods, paths, loose_paths: side == SideKind::Deny })
     }
 
     /// Compiles one side of a set.
-    pub(crate) fn side(&mut self, defs: &[RuleDef]) -> Result<RuleList, (usize, Problem)> {
+    pub(crate) fn side(&mut self, defs: &[RuleDef], side: SideKind) -> Result<RuleList, (usize, Problem)> {
         let mut rules = Vec::with_capacity(defs.len());
         let mut by_op: HashMap<u32, SmallVec<[u32; 2]>> = HashMap::default();
         let mut any_op = Vec::new();
         for (i, def) in defs.iter().enumerate() {
-            let rule = self.rule(def).map_err(|p| (i, p))?;
+            let rule = self.rule(def, side).map_err(|p| (i, p))?;
             let index = i as u32;
             match &rule.api_name {
                 Some(f) => {
@@ -505,6 +534,19 @@ mod tests {
     }
 
     #[test]
+    fn deny_paths_also_cover_the_variants_a_lenient_backend_reads_as_the_same() {
+        let p = PathPattern::parse("/admin/*/keys").unwrap();
+        for variant in
+            [["admin", "x", "keys"], ["Admin", "x", "KEYS"], ["admin;a=1", "x", "keys;b"], ["admin ", "x", " keys"]]
+        {
+            assert!(p.covers_loosely(&variant), "{variant:?}");
+        }
+        assert!(!p.covers(&["Admin", "x", "keys"]));
+        assert!(!p.covers_loosely(&["admins", "x", "keys"]));
+        assert!(!p.covers_loosely(&["x;admin", "x", "keys"]));
+    }
+
+    #[test]
     fn first_match_agrees_with_checking_rules_in_order() {
         let mut domain = Domain::new();
         for op in ["GetSecret", "ListJobs", "ListBuckets"] {
@@ -526,7 +568,7 @@ mod tests {
             rule(Some("List.*"), Some("aws/s3"), None),
             rule(None, Some("aws/s3"), None),
         ];
-        let list = RuleCompiler::new(&domain).side(&defs).unwrap();
+        let list = RuleCompiler::new(&domain).side(&defs, SideKind::Allow).unwrap();
         for (rt, api, method, expected) in [
             ("k8s/secret", "GetSecret", "GET", Some(1)),
             ("k8s/secret", "GetSecret", "POST", Some(0)),
