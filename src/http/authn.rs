@@ -413,8 +413,8 @@ impl Authenticator {
         }
         if self.config.anonymous {
             return Ok(Arc::new(Identity {
-                user: "system:anonymous".into(),
-                groups: vec!["system:unauthenticated".into()],
+                user: crate::engine::ANONYMOUS_USER.into(),
+                groups: vec![crate::engine::UNAUTHENTICATED_GROUP.into()],
                 claims: None,
             }));
         }
