@@ -28,6 +28,8 @@ pub enum Command {
     Crds,
     /// Serve decisions over HTTP from a folder of manifests (file mode).
     Serve(ServeArgs),
+    /// Serve decisions over HTTP from the custom resources of a cluster, and write their status.
+    Run(RunArgs),
 }
 
 #[derive(Debug, Args)]
@@ -35,6 +37,13 @@ pub struct ServeArgs {
     /// Folder (or file) of manifests.
     #[arg(long, default_value = "examples")]
     pub manifests: PathBuf,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// What `serve` and `run` share: the HTTP server, authentication and logs.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: std::net::SocketAddr,
@@ -63,6 +72,26 @@ pub struct ServeArgs {
     /// Log every decision (user, OU, operation, result, deciding rule).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub decision_log: bool,
+}
+
+/// `turnstile run`: the operator.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Name of the `coordination.k8s.io/v1` Lease that elects the replica writing status.
+    #[arg(long, env = "TURNSTILE_LEASE_NAME", default_value = "turnstile")]
+    pub lease_name: String,
+    /// Namespace of that Lease [default: the pod's namespace, else `default`].
+    #[arg(long, env = "TURNSTILE_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// This replica's identity in the Lease [default: the host name].
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Watch only objects with these labels (`key=value,…`), to run several independent
+    /// Turnstiles from one cluster.
+    #[arg(long)]
+    pub selector: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -141,92 +170,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", sources::crds_yaml());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => crate::run::files::run(args),
+        Command::Run(args) => crate::run::cluster::run(args),
     }
-}
-
-fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    init_logging(args.log_format, args.decision_log);
-    let mut config: ServeConfig = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
-            serde_saphyr::from_str(&text).with_context(|| format!("`{}` is not a valid config", path.display()))?
-        }
-        None => ServeConfig::default(),
-    };
-    config.authn.trusted_headers |= args.trusted_headers;
-    config.authn.anonymous |= args.anonymous;
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = args.workers {
-        runtime.worker_threads(n.get());
-    }
-    let runtime = runtime.enable_all().build()?;
-    runtime.block_on(async {
-        let authn = crate::http::authn::Authenticator::new(config.authn).await;
-        let state = crate::http::AppState::new(authn);
-        // A folder that does not load leaves the server unready (every decision denies)
-        // until a change fixes it.
-        let _ = crate::serve::reload(&args.manifests, &state);
-        let _watcher = crate::serve::watch(args.manifests.clone(), state.clone())
-            .with_context(|| format!("cannot watch `{}`", args.manifests.display()))?;
-        if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-            // Two TLS backends are linked (through reqwest); name the one to use.
-            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
-                .await
-                .with_context(|| format!("cannot load `{}` and `{}`", cert.display(), key.display()))?;
-            let handle = axum_server::Handle::new();
-            let stopper = handle.clone();
-            tokio::spawn(async move {
-                shutdown().await;
-                stopper.graceful_shutdown(Some(crate::http::DRAIN_TIMEOUT));
-            });
-            tracing::info!("serving `{}` on https://{}", args.manifests.display(), args.listen);
-            let service = tower::make::Shared::new(crate::http::Authorizer::new(state));
-            let mut server = axum_server::bind_rustls(args.listen, tls).handle(handle);
-            crate::http::configure(server.http_builder(), crate::http::HEADER_READ_TIMEOUT);
-            server.serve(service).await?;
-        } else {
-            let listener = tokio::net::TcpListener::bind(args.listen)
-                .await
-                .with_context(|| format!("cannot listen on {}", args.listen))?;
-            tracing::info!("serving `{}` on http://{}", args.manifests.display(), listener.local_addr()?);
-            crate::http::serve(listener, state, crate::http::HEADER_READ_TIMEOUT, shutdown()).await?;
-        }
-        anyhow::Ok(())
-    })?;
-    Ok(ExitCode::SUCCESS)
-}
-
-fn init_logging(format: LogFormat, decisions: bool) {
-    use tracing_subscriber::EnvFilter;
-    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    if !decisions {
-        filter = filter.add_directive("turnstile::decision=off".parse().expect("a valid directive"));
-    }
-    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return ctrl_c.await.unwrap_or(()),
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    ctrl_c.await.unwrap_or(());
 }
 
 /// Loads a folder and builds its snapshot.

@@ -5,12 +5,14 @@
 //! - [`sources`]: the custom resources, their conversion into engine definitions, and the
 //!   folder loader;
 //! - [`http`]: the HTTP authorizer, over the engine only;
-//! - [`serve`]: file mode, wiring the folder loader to the server;
+//! - [`publisher`]: the published snapshot, written by a source and read by `http`;
+//! - [`run`]: file mode and cluster mode, each feeding the publisher next to the server;
 //! - [`cli`]: the `turnstile` commands.
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod engine;
 pub mod http;
-pub mod serve;
+pub mod publisher;
+pub mod run;
 pub mod sources;

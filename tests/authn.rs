@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use turnstile::engine::Snapshot;
 use turnstile::http::authn::{Authenticator, AuthnConfig, AuthnError, IssuerConfig};
 use turnstile::http::{AppState, HEADER_READ_TIMEOUT, serve};
+use turnstile::publisher::Publisher;
 use turnstile::sources::files;
 
 const ISSUER: &str = "https://issuer.test";
@@ -255,10 +256,10 @@ async fn proxy_adapters_decide_the_original_request() {
     let jwks = serve_jwks(json!({"keys": [k.rsa_jwk.clone()]})).await;
     let mut cfg = config(&jwks.url, 3600);
     cfg.trusted_headers = false;
-    let state = AppState::new(Authenticator::new(cfg).await);
+    let state = AppState::new(Publisher::new(), Authenticator::new(cfg).await);
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let (snap, report) = Snapshot::build(&files::load(&dir).unwrap().definitions(), jiff::Timestamp::now());
-    state.publish(snap, &report);
+    state.publisher().publish(snap, &report);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { serve(listener, state, HEADER_READ_TIMEOUT, std::future::pending()).await.unwrap() });
@@ -341,8 +342,8 @@ async fn trusted_headers_and_anonymous_are_opt_in() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let snap = || Snapshot::build(&files::load(&dir).unwrap().definitions(), jiff::Timestamp::now()).0;
     let start = |cfg: AuthnConfig, snap: Snapshot| async move {
-        let state = AppState::new(Authenticator::new(cfg).await);
-        state.publish(snap, &Default::default());
+        let state = AppState::new(Publisher::new(), Authenticator::new(cfg).await);
+        state.publisher().publish(snap, &Default::default());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { serve(listener, state, HEADER_READ_TIMEOUT, std::future::pending()).await.unwrap() });

@@ -9,15 +9,16 @@ use serde_json::{Value, json};
 use turnstile::engine::Snapshot;
 use turnstile::http::authn::{Authenticator, AuthnConfig};
 use turnstile::http::{AppState, HEADER_READ_TIMEOUT, serve};
+use turnstile::publisher::Publisher;
 use turnstile::sources::files;
 
 /// Starts a server on an ephemeral port; with `examples`, it serves the seed manifests.
 async fn start(examples: bool) -> std::net::SocketAddr {
-    let state = AppState::new(Authenticator::new(AuthnConfig::default()).await);
+    let state = AppState::new(Publisher::new(), Authenticator::new(AuthnConfig::default()).await);
     if examples {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
         let (snap, report) = Snapshot::build(&files::load(&dir).unwrap().definitions(), jiff::Timestamp::now());
-        state.publish(snap, &report);
+        state.publisher().publish(snap, &report);
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -178,7 +179,7 @@ async fn oversized_input_is_denied_with_a_reason() {
 #[tokio::test]
 async fn a_client_that_trickles_its_headers_is_disconnected() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let state = AppState::new(Authenticator::new(AuthnConfig::default()).await);
+    let state = AppState::new(Publisher::new(), Authenticator::new(AuthnConfig::default()).await);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let timeout = std::time::Duration::from_millis(300);

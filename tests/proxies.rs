@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use turnstile::engine::Snapshot;
 use turnstile::http::authn::{Authenticator, AuthnConfig, IssuerConfig};
 use turnstile::http::{AppState, HEADER_READ_TIMEOUT, serve};
+use turnstile::publisher::Publisher;
 use turnstile::sources::files;
 
 const ISSUER: &str = "https://login.example.com";
@@ -70,10 +71,10 @@ async fn turnstile(dir: &Path) -> (SocketAddr, impl Fn(&str) -> String) {
         }],
         ..AuthnConfig::default()
     };
-    let state = AppState::new(Authenticator::new(config).await);
+    let state = AppState::new(Publisher::new(), Authenticator::new(config).await);
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let (snap, report) = Snapshot::build(&files::load(&examples).unwrap().definitions(), jiff::Timestamp::now());
-    state.publish(snap, &report);
+    state.publisher().publish(snap, &report);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { serve(listener, state, HEADER_READ_TIMEOUT, std::future::pending()).await.unwrap() });

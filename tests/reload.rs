@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 use turnstile::http::authn::{Authenticator, AuthnConfig};
 use turnstile::http::{AppState, HEADER_READ_TIMEOUT, serve};
+use turnstile::publisher::Publisher;
 
 async fn delete_allowed(addr: std::net::SocketAddr) -> u16 {
     let body = json!({"subject": {"user": "bob@example.com"}, "ou": "accounting", "method": "DELETE",
@@ -35,9 +36,9 @@ async fn serve_clumio_copy() -> (tempfile::TempDir, std::net::SocketAddr, notify
         let path = entry.unwrap().path();
         std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
     }
-    let state = AppState::new(Authenticator::new(AuthnConfig::default()).await);
-    assert!(turnstile::serve::reload(dir.path(), &state).is_ok());
-    let _watcher = turnstile::serve::watch(dir.path().to_owned(), state.clone()).unwrap();
+    let state = AppState::new(Publisher::new(), Authenticator::new(AuthnConfig::default()).await);
+    assert!(turnstile::run::files::reload(dir.path(), state.publisher()).is_ok());
+    let _watcher = turnstile::run::files::watch(dir.path().to_owned(), state.publisher().clone()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { serve(listener, state, HEADER_READ_TIMEOUT, std::future::pending()).await.unwrap() });
@@ -91,8 +92,8 @@ async fn changes_are_picked_up_and_broken_files_keep_the_last_good_index() {
 async fn a_folder_that_does_not_load_leaves_the_server_unready() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("broken.yaml"), "kind: [unclosed").unwrap();
-    let state = AppState::new(Authenticator::new(AuthnConfig::default()).await);
-    assert!(turnstile::serve::reload(dir.path(), &state).is_err());
+    let state = AppState::new(Publisher::new(), Authenticator::new(AuthnConfig::default()).await);
+    assert!(turnstile::run::files::reload(dir.path(), state.publisher()).is_err());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { serve(listener, state, HEADER_READ_TIMEOUT, std::future::pending()).await.unwrap() });

@@ -5,35 +5,9 @@ mod common;
 
 use std::path::Path;
 
-use common::Ask;
-use serde::Deserialize;
+use common::{Ask, scenarios};
 use turnstile::engine::{Snapshot, SubjectKind};
 use turnstile::sources::files;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Check {
-    name: String,
-    user: String,
-    #[serde(default)]
-    groups: Vec<String>,
-    ou: Option<String>,
-    method: String,
-    url: String,
-    #[serde(default)]
-    headers: std::collections::BTreeMap<String, String>,
-    body: Option<serde_json::Value>,
-    expect: Expect,
-    status: Option<u16>,
-    rule: Option<String>,
-}
-
-#[derive(Debug, Deserialize, PartialEq, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
-enum Expect {
-    Allow,
-    Deny,
-}
 
 fn load(dir: &Path) -> Snapshot {
     let loaded = files::load(dir).unwrap();
@@ -46,33 +20,14 @@ fn load(dir: &Path) -> Snapshot {
 
 fn run(example: &str) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let checks: Vec<Check> =
-        serde_saphyr::from_str(&std::fs::read_to_string(root.join(format!("tests/scenarios/{example}.yaml"))).unwrap())
-            .unwrap();
-    assert!(checks.len() >= 8, "{example} has too few checks");
+    let checks = scenarios::checks(example);
     // Each example alone, and all of them together as `turnstile serve --manifests examples`
     // loads them: the seeds must not leak into each other.
     for dir in [root.join("examples").join(example), root.join("examples")] {
         let snap = load(&dir);
         for c in &checks {
-            let ask = Ask {
-                user: Some(c.user.clone()),
-                groups: c.groups.clone(),
-                method: c.method.clone(),
-                url: c.url.clone(),
-                ou: c.ou.clone(),
-                headers: c.headers.clone().into_iter().collect(),
-                body: c.body.clone(),
-            };
-            let a = ask.answer(&snap);
-            let ctx = format!("{} [{}]: {a:?}", c.name, dir.display());
-            assert_eq!(a.allowed, c.expect == Expect::Allow, "{ctx}");
-            if let Some(s) = c.status {
-                assert_eq!(a.status, s, "{ctx}");
-            }
-            if let Some(r) = &c.rule {
-                assert_eq!(a.rule.as_ref(), Some(r), "{ctx}");
-            }
+            let a = c.ask().answer(&snap);
+            c.assert(a.allowed, a.status, a.rule.as_deref(), &format!("{}: {a:?}", dir.display()));
         }
     }
 }
@@ -99,10 +54,8 @@ fn chistadata() {
 fn seeds_are_isolated() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let all = load(&root);
-    let seeds: Vec<(&str, turnstile::engine::Definitions)> = ["clumio", "duplocloud", "chistadata"]
-        .into_iter()
-        .map(|s| (s, files::load(&root.join(s)).unwrap().definitions()))
-        .collect();
+    let seeds: Vec<(&str, turnstile::engine::Definitions)> =
+        scenarios::SEEDS.into_iter().map(|s| (s, files::load(&root.join(s)).unwrap().definitions())).collect();
     let mut users: Vec<String> = vec!["stranger@example.com".into()];
     let mut ids: Vec<String> = vec!["x".into()];
     let mut contexts: Vec<Option<String>> = vec![None, Some("global".into())];

@@ -1,7 +1,7 @@
 //! Prometheus metrics: decisions by endpoint and result, decision latency, the index's
 //! generation, age and reload failures, and its objects by kind and readiness.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
@@ -11,7 +11,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::engine::{Kind, Report};
+use crate::engine::Kind;
+use crate::publisher::Publisher;
 
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
 #[allow(non_camel_case_types)]
@@ -61,7 +62,6 @@ pub struct Metrics {
     generation: Gauge,
     age: Gauge,
     reload_failures: Counter,
-    loaded_at: AtomicI64,
     /// Objects of the serving index by kind, Ready (index 0) and not (index 1).
     objects: [[Gauge; 2]; Kind::ALL.len()],
 }
@@ -87,16 +87,7 @@ impl Default for Metrics {
         let objects = Kind::ALL.map(|kind| {
             ["true", "false"].map(|ready| objects.get_or_create(&ObjectLabels { kind: kind.as_str(), ready }).clone())
         });
-        Metrics {
-            registry,
-            decisions,
-            latency,
-            generation,
-            age,
-            reload_failures,
-            loaded_at: AtomicI64::new(0),
-            objects,
-        }
+        Metrics { registry, decisions, latency, generation, age, reload_failures, objects }
     }
 }
 
@@ -106,28 +97,16 @@ impl Metrics {
         self.latency.observe(took.as_secs_f64());
     }
 
-    pub fn published(&self, generation: u64, report: &Report) {
-        self.generation.set(generation as i64);
-        self.loaded_at.store(jiff::Timestamp::now().as_second(), Ordering::Relaxed);
-        let mut counts = [[0i64; 2]; Kind::ALL.len()];
-        for ((kind, _), status) in &report.objects {
-            counts[*kind as usize][usize::from(!status.is_ready())] += 1;
+    /// The text exposition format, with the index's figures read from `publisher` now.
+    pub fn render(&self, publisher: &Publisher) -> String {
+        self.generation.set(publisher.generation() as i64);
+        if let Some(at) = publisher.published_at() {
+            self.age.set(jiff::Timestamp::now().as_second() - at);
         }
-        for (gauges, counts) in self.objects.iter().zip(counts) {
-            gauges[0].set(counts[0]);
-            gauges[1].set(counts[1]);
-        }
-    }
-
-    pub fn reload_failed(&self) {
-        self.reload_failures.inc();
-    }
-
-    /// The text exposition format.
-    pub fn render(&self) -> String {
-        let loaded = self.loaded_at.load(Ordering::Relaxed);
-        if loaded > 0 {
-            self.age.set(jiff::Timestamp::now().as_second() - loaded);
+        self.reload_failures.inner().store(publisher.failures(), Ordering::Relaxed);
+        for (gauges, counts) in self.objects.iter().zip(publisher.objects()) {
+            gauges[0].set(counts[0].into());
+            gauges[1].set(counts[1].into());
         }
         let mut out = String::new();
         // Writing into a String cannot fail.

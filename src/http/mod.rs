@@ -1,7 +1,7 @@
 //! The HTTP authorizer (DESIGN §4), serving decisions from the current snapshot.
 //!
-//! The snapshot sits behind an [`ArcSwapOption`]: a request loads it without a lock, and a
-//! reload swaps in a new one atomically.
+//! Decisions come from the snapshot the [`Publisher`] serves: a request loads it without a
+//! lock, and a reload swaps in a new one atomically.
 //!
 //! ```text
 //! /authz/nginx, /authz/forward, /authz/envoy/*  adapters read the original request ─┐
@@ -13,11 +13,9 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use arc_swap::ArcSwapOption;
 use axum::Router;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{DefaultBodyLimit, State};
@@ -28,7 +26,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tower::Service;
 
-use crate::engine::{Answer, Claims, Headers, Report, Request, Snapshot, Subject, split_url};
+use crate::engine::{Answer, Claims, Headers, Request, Snapshot, Subject, split_url};
+use crate::publisher::Publisher;
 
 pub mod authn;
 pub mod metrics;
@@ -71,48 +70,20 @@ pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 /// Shared by every request.
 pub struct AppState {
-    /// `None` until the first load: `/readyz` answers 503 and every decision denies.
-    snapshot: ArcSwapOption<Snapshot>,
+    /// The serving snapshot; until the first publish `/readyz` answers 503 and every decision
+    /// denies.
+    publisher: Arc<Publisher>,
     authn: Arc<Authenticator>,
     metrics: Metrics,
-    generation: AtomicU64,
-    /// Why the last reload kept the previous index, until a reload succeeds.
-    reload_error: ArcSwapOption<String>,
-    /// The objects of the serving index that are not Ready, one line each.
-    not_ready: ArcSwapOption<Vec<String>>,
 }
 
 impl AppState {
-    pub fn new(authn: Arc<Authenticator>) -> Arc<AppState> {
-        Arc::new(AppState {
-            snapshot: ArcSwapOption::empty(),
-            authn,
-            metrics: Metrics::default(),
-            generation: AtomicU64::new(0),
-            reload_error: ArcSwapOption::empty(),
-            not_ready: ArcSwapOption::empty(),
-        })
+    pub fn new(publisher: Arc<Publisher>, authn: Arc<Authenticator>) -> Arc<AppState> {
+        Arc::new(AppState { publisher, authn, metrics: Metrics::default() })
     }
 
-    /// Publishes a new snapshot and the report of its build; requests under way keep the
-    /// snapshot they loaded.
-    pub fn publish(&self, snapshot: Snapshot, report: &Report) {
-        let not_ready: Vec<String> = report.errors().map(|(kind, name, p)| format!("{kind}/{name}: {p}")).collect();
-        self.snapshot.store(Some(Arc::new(snapshot)));
-        self.reload_error.store(None);
-        self.not_ready.store((!not_ready.is_empty()).then(|| Arc::new(not_ready)));
-        self.metrics.published(self.generation.fetch_add(1, Ordering::Relaxed) + 1, report);
-    }
-
-    /// Records a reload that kept the previous index.
-    pub fn reload_failed(&self, why: String) {
-        self.metrics.reload_failed();
-        self.reload_error.store(Some(Arc::new(why)));
-    }
-
-    /// Number of snapshots published so far.
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Relaxed)
+    pub fn publisher(&self) -> &Arc<Publisher> {
+        &self.publisher
     }
 }
 
@@ -246,18 +217,28 @@ fn router(state: Arc<AppState>) -> Router {
 /// Objects that are not Ready listed by `/readyz`, at most.
 const READYZ_OBJECTS: usize = 50;
 
-/// 503 until the first index; then 200, saying which generation serves and whether the last
-/// reload failed (the previous index keeps serving).
+/// 503 until the first index; then 200, saying which generation serves, which sources have a
+/// problem (the previous index keeps serving), and which objects are not Ready.
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    if state.snapshot.load().is_none() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "no index loaded yet\n").into_response();
+    let publisher = &state.publisher;
+    if !publisher.is_ready() {
+        let mut text = String::from("no index loaded yet\n");
+        for (source, why) in publisher.problems() {
+            text.push_str(&format!("{source}: {why}\n"));
+        }
+        return (StatusCode::SERVICE_UNAVAILABLE, text).into_response();
     }
-    let mut text = format!("ready: index generation {}\n", state.generation());
-    if let Some(e) = state.reload_error.load().as_ref() {
-        text.push_str(&format!("last reload failed, previous index kept: {e}\n"));
+    let mut text = format!("ready: index generation {}\n", publisher.generation());
+    for (source, why) in publisher.problems() {
+        if source == crate::publisher::RELOAD {
+            text.push_str(&format!("last reload failed, previous index kept: {why}\n"));
+        } else {
+            text.push_str(&format!("{source}: {why}\n"));
+        }
     }
     // Broken objects deny where they apply: say which, so a bad reload is visible here.
-    if let Some(objects) = state.not_ready.load().as_ref() {
+    let objects = publisher.not_ready();
+    if !objects.is_empty() {
         text.push_str(&format!("{} objects are not ready and deny where they apply:\n", objects.len()));
         for line in objects.iter().take(READYZ_OBJECTS) {
             text.push_str(&format!("  {line}\n"));
@@ -274,7 +255,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 
 async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
     let content_type = [("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")];
-    (content_type, state.metrics.render()).into_response()
+    (content_type, state.metrics.render(&state.publisher)).into_response()
 }
 
 /// A client error: 400 with a message.
@@ -371,7 +352,7 @@ async fn check(state: &AppState, request: axum::extract::Request) -> Handled {
     if let Some(problem) = original.problem() {
         return malformed(problem);
     }
-    let Some(snapshot) = state.snapshot.load_full() else { return refuse(UNAVAILABLE) };
+    let Some(snapshot) = state.publisher.snapshot() else { return refuse(UNAVAILABLE) };
     let identity = match (&input.subject, &input.token) {
         (_, Some(token)) => state.authn.verify(token).await.map_err(|e| e.to_string()),
         (Some(s), None) => Ok(Arc::new(Identity { user: s.user.clone(), groups: s.groups.clone(), claims: None })),
@@ -511,7 +492,7 @@ async fn decide_proxied(
     if headers.iter().map(|(k, v)| k.as_str().len() + v.len()).sum::<usize>() > MAX_HEADER_BYTES {
         return refuse("the request headers are larger than 32 KiB");
     }
-    let Some(snapshot) = state.snapshot.load_full() else { return refuse(UNAVAILABLE) };
+    let Some(snapshot) = state.publisher.snapshot() else { return refuse(UNAVAILABLE) };
     let identity = state.authn.identify(headers).await.map_err(|e| e.to_string());
     let http_headers = HttpHeaders(headers);
     let req = original.request(state, identity.as_deref().ok(), &http_headers, body, None);
@@ -591,7 +572,7 @@ struct ViewIn {
 #[allow(clippy::result_large_err)]
 fn view_input(state: &AppState, body: &Bytes) -> Result<(ViewIn, Arc<Snapshot>), Response> {
     let input: ViewIn = parse(body).map_err(bad_request)?;
-    let snapshot = state.snapshot.load_full().ok_or_else(unavailable)?;
+    let snapshot = state.publisher.snapshot().ok_or_else(unavailable)?;
     Ok((input, snapshot))
 }
 

@@ -3,27 +3,43 @@
 //! is reported (log, `/readyz`, `turnstile_reload_failures_total`).
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
+use crate::cli::ServeArgs;
 use crate::engine::Snapshot;
-use crate::http::AppState;
+use crate::publisher::Publisher;
 use crate::sources::files;
+
+/// `turnstile serve`: publishes the folder, then serves it and reloads it on change.
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let what = format!("`{}`", args.manifests.display());
+    super::serve(&args.server, &what, |publisher| async move {
+        // A folder that does not load leaves the server unready (every decision denies)
+        // until a change fixes it.
+        let _ = reload(&args.manifests, &publisher);
+        let watcher = watch(args.manifests.clone(), publisher)
+            .with_context(|| format!("cannot watch `{}`", args.manifests.display()))?;
+        Ok(Box::new(watcher) as super::Guard)
+    })
+}
 
 /// Quiet time after a change before reloading, so an editor's burst of writes is one reload.
 const DEBOUNCE: Duration = Duration::from_millis(200);
 
 /// Loads `dir` and publishes it; on a file that cannot be used, keeps what is serving.
 /// Returns the number of objects published.
-pub fn reload(dir: &Path, state: &AppState) -> Result<usize, String> {
+pub fn reload(dir: &Path, publisher: &Publisher) -> Result<usize, String> {
     let loaded = match files::load(dir) {
         Ok(l) => l,
         Err(e) => {
             let why = e.to_string();
             tracing::error!("reload failed, previous index kept: {why}");
-            state.reload_failed(why.clone());
+            publisher.failed(why.clone());
             return Err(why);
         }
     };
@@ -34,7 +50,7 @@ pub fn reload(dir: &Path, state: &AppState) -> Result<usize, String> {
         let why = format!("{} (and {} more)", loaded.problems[0], loaded.problems.len() - 1);
         let why = if loaded.problems.len() == 1 { loaded.problems[0].to_string() } else { why };
         tracing::error!("reload failed, previous index kept");
-        state.reload_failed(why.clone());
+        publisher.failed(why.clone());
         return Err(why);
     }
     let (snapshot, report) = Snapshot::build(&loaded.definitions(), jiff::Timestamp::now());
@@ -44,13 +60,13 @@ pub fn reload(dir: &Path, state: &AppState) -> Result<usize, String> {
     for (kind, name, p) in report.warnings() {
         tracing::warn!("{kind}/{name}: {p}");
     }
-    state.publish(snapshot, &report);
-    tracing::info!(objects = loaded.resources.len(), generation = state.generation(), "index published");
+    publisher.publish(snapshot, &report);
+    tracing::info!(objects = loaded.resources.len(), generation = publisher.generation(), "index published");
     Ok(loaded.resources.len())
 }
 
 /// Reloads `dir` whenever something under it changes. Keep the returned watcher alive.
-pub fn watch(dir: PathBuf, state: Arc<AppState>) -> notify::Result<RecommendedWatcher> {
+pub fn watch(dir: PathBuf, publisher: Arc<Publisher>) -> notify::Result<RecommendedWatcher> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if event.is_ok_and(|e| !e.kind.is_access()) {
@@ -68,8 +84,8 @@ pub fn watch(dir: PathBuf, state: Arc<AppState>) -> notify::Result<RecommendedWa
                     Err(_) => break,
                 }
             }
-            let (dir, state) = (dir.clone(), state.clone());
-            let _ = tokio::task::spawn_blocking(move || reload(&dir, &state)).await;
+            let (dir, publisher) = (dir.clone(), publisher.clone());
+            let _ = tokio::task::spawn_blocking(move || reload(&dir, &publisher)).await;
         }
     });
     Ok(watcher)

@@ -10,8 +10,8 @@ use super::crd::{
     SubjectKind as CrdSubjectKind, Unmatched as CrdUnmatched, UserBinding,
 };
 use crate::engine::{
-    ApiCatalogDef, Definitions, Meta, ObjectStatus, OperationDef, OrganizationalUnitDef, PermissionSetDef, RoleDef,
-    RuleDef, SubjectDef, SubjectKind, Unmatched, UserBindingDef,
+    ApiCatalogDef, Definitions, Kind, Meta, ObjectStatus, OperationDef, OrganizationalUnitDef, PermissionSetDef,
+    RoleDef, RuleDef, SubjectDef, SubjectKind, Unmatched, UserBindingDef,
 };
 
 /// `unknown_fields`: paths of the fields the object sets that its kind does not define. Any
@@ -127,7 +127,101 @@ pub enum AnyResource {
     ApiCatalog(ApiCatalog),
 }
 
+macro_rules! from {
+    ($($kind:ident),*) => {$(
+        impl From<$kind> for AnyResource {
+            fn from(r: $kind) -> AnyResource {
+                AnyResource::$kind(r)
+            }
+        }
+    )*};
+}
+
+from!(OrganizationalUnit, PermissionSet, Role, UserBinding, ApiCatalog);
+
+/// Applies `$body` to the object inside any variant, bound to `$r`.
+macro_rules! each {
+    ($any:expr, $r:ident => $body:expr) => {
+        match $any {
+            AnyResource::OrganizationalUnit($r) => $body,
+            AnyResource::PermissionSet($r) => $body,
+            AnyResource::Role($r) => $body,
+            AnyResource::UserBinding($r) => $body,
+            AnyResource::ApiCatalog($r) => $body,
+        }
+    };
+}
+
 impl AnyResource {
+    pub fn kind(&self) -> Kind {
+        match self {
+            AnyResource::OrganizationalUnit(_) => Kind::OrganizationalUnit,
+            AnyResource::PermissionSet(_) => Kind::PermissionSet,
+            AnyResource::Role(_) => Kind::Role,
+            AnyResource::UserBinding(_) => Kind::UserBinding,
+            AnyResource::ApiCatalog(_) => Kind::ApiCatalog,
+        }
+    }
+
+    pub fn metadata(&self) -> &ObjectMeta {
+        each!(self, r => &r.metadata)
+    }
+
+    pub fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        each!(self, r => &mut r.metadata)
+    }
+
+    pub fn name(&self) -> &str {
+        self.metadata().name.as_deref().unwrap_or_default()
+    }
+
+    /// Whether the engine would read `self` and `other` alike: same name, generation and spec.
+    /// Status, labels, annotations and `managedFields` are not read.
+    pub fn same_for_engine(&self, other: &AnyResource) -> bool {
+        let (a, b) = (self.metadata(), other.metadata());
+        let same_meta = a.name == b.name && a.generation == b.generation;
+        same_meta
+            && match (self, other) {
+                (AnyResource::OrganizationalUnit(a), AnyResource::OrganizationalUnit(b)) => a.spec == b.spec,
+                (AnyResource::PermissionSet(a), AnyResource::PermissionSet(b)) => a.spec == b.spec,
+                (AnyResource::Role(a), AnyResource::Role(b)) => a.spec == b.spec,
+                (AnyResource::UserBinding(a), AnyResource::UserBinding(b)) => a.spec == b.spec,
+                (AnyResource::ApiCatalog(a), AnyResource::ApiCatalog(b)) => a.spec == b.spec,
+                _ => false,
+            }
+    }
+
+    /// The `Ready` and warning conditions the object carries now.
+    pub fn conditions(&self) -> &[Condition] {
+        each!(self, r => r.status.as_ref().map_or(&[][..], |s| &s.conditions))
+    }
+
+    /// The status `status` calls for, as JSON for a status patch, or `None` when the object
+    /// already carries exactly that (conditions keep their `lastTransitionTime` unless their
+    /// status flips, so an unchanged object compares equal).
+    pub fn status_update(&self, status: &ObjectStatus, now: jiff::Timestamp) -> Option<serde_json::Value> {
+        let generation = self.metadata().generation;
+        let previous = self.conditions();
+        fn changed<T: PartialEq + serde::Serialize>(current: Option<&T>, desired: T) -> Option<serde_json::Value> {
+            (current != Some(&desired)).then(|| serde_json::to_value(desired).expect("a status serializes"))
+        }
+        match self {
+            AnyResource::OrganizationalUnit(r) => {
+                changed(r.status.as_ref(), ou_status(status, previous, generation, now))
+            }
+            AnyResource::PermissionSet(r) => {
+                changed(r.status.as_ref(), resource_status(status, previous, generation, now))
+            }
+            AnyResource::Role(r) => changed(r.status.as_ref(), resource_status(status, previous, generation, now)),
+            AnyResource::UserBinding(r) => {
+                changed(r.status.as_ref(), resource_status(status, previous, generation, now))
+            }
+            AnyResource::ApiCatalog(r) => {
+                changed(r.status.as_ref(), resource_status(status, previous, generation, now))
+            }
+        }
+    }
+
     /// Adds the resource's engine definition. `unknown_fields` are the paths of the fields the
     /// object sets that its kind does not define (`spec.allow[0].denny`); any makes it
     /// `InvalidSpec`.

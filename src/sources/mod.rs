@@ -1,6 +1,8 @@
 //! Where definitions come from: the custom resources ([`crd`]), their conversion into
-//! engine definitions ([`convert`]), and a folder of YAML manifests ([`files`]).
+//! engine definitions ([`convert`]), a folder of YAML manifests ([`files`]), and the custom
+//! resources of a cluster ([`cluster`]).
 
+pub mod cluster;
 pub mod convert;
 pub mod crd;
 pub mod files;

@@ -3,6 +3,9 @@
 
 use turnstile::engine::*;
 
+pub mod cluster;
+pub mod scenarios;
+
 pub fn now() -> jiff::Timestamp {
     "2026-06-01T00:00:00Z".parse().unwrap()
 }

@@ -1,0 +1,244 @@
+//! `turnstile run` against a real kube-apiserver with etcd (tests/common/cluster.rs), driven
+//! through `kubectl` as a user would.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::cluster::{self, Cluster, Turnstile};
+use common::scenarios;
+use serde_json::{Value, json};
+use turnstile::engine::Snapshot;
+use turnstile::sources::files;
+
+const SOON: Duration = Duration::from_secs(10);
+
+fn examples(dir: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(dir).display().to_string()
+}
+
+/// Starts Turnstile and waits until it has listed every kind.
+fn start(cluster: &Cluster, identity: &str) -> Turnstile {
+    let t = Turnstile::start(cluster, identity, &[]);
+    t.wait_for(SOON, "readiness", || t.is_ready());
+    t
+}
+
+fn ask(user: &str, method: &str, url: &str) -> Value {
+    let (host, path) = turnstile::engine::split_url(url);
+    json!({"subject": {"user": user}, "method": method, "host": host, "path": path})
+}
+
+fn allowed(t: &Turnstile, request: &Value) -> bool {
+    t.check(request)["allowed"].as_bool().expect("a decision")
+}
+
+/// `(status, reason)` of an object's `Ready` condition.
+fn ready(cluster: &Cluster, kind: &str, name: &str) -> (String, String) {
+    let at = |field| cluster.get(kind, name, &format!("{{.status.conditions[?(@.type==\"Ready\")].{field}}}"));
+    (at("status"), at("reason"))
+}
+
+/// Every scenario of every seed decides in cluster mode as the table says, and exactly as
+/// file mode decides on the same folder: each seed alone, then all three together.
+#[test]
+fn seeds_decide_as_in_file_mode() {
+    let (cluster, _turn) = cluster::shared();
+    let mut runs: Vec<(Vec<&str>, String)> = scenarios::SEEDS.iter().map(|s| (vec![*s], examples(s))).collect();
+    runs.push((scenarios::SEEDS.to_vec(), examples("")));
+    for (seeds, folder) in runs {
+        cluster.kubectl(&["delete", "ou,pset,role,ub,apicat", "--all", "--wait=true"]);
+        for seed in &seeds {
+            cluster.kubectl(&["apply", "-f", &examples(seed)]);
+        }
+        let t = start(cluster, "seeds");
+        let loaded = files::load(Path::new(&folder)).unwrap();
+        let (snapshot, report) = Snapshot::build(&loaded.definitions(), jiff::Timestamp::now());
+        assert!(report.is_clean());
+        let mut checked = 0;
+        for seed in &seeds {
+            for c in scenarios::checks(seed) {
+                let cluster_answer = t.check(&c.request());
+                let file_answer = c.ask().with_request(jiff::Timestamp::now(), |r| snapshot.decide(r).answer());
+                let context = format!("{folder}: cluster {cluster_answer}, file {file_answer:?}");
+                let file_answer = serde_json::to_value(&file_answer).unwrap();
+                for field in ["allowed", "status", "reason", "rule", "ou", "roles", "operation"] {
+                    assert_eq!(cluster_answer[field], file_answer[field], "{}: `{field}` [{context}]", c.name);
+                }
+                c.assert(
+                    cluster_answer["allowed"].as_bool().unwrap(),
+                    cluster_answer["status"].as_u64().unwrap() as u16,
+                    cluster_answer["rule"].as_str(),
+                    &context,
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 8 * seeds.len());
+    }
+}
+
+/// Edits, deletions and broken objects take effect without a restart; broken objects are
+/// reported in `kubectl get` and leave everything else enforced; status is written once per
+/// change.
+#[test]
+fn changes_take_effect_and_status_follows() {
+    let (cluster, _turn) = cluster::shared();
+    cluster.kubectl(&["apply", "-f", &examples("clumio")]);
+    let t = start(cluster, "changes");
+    let restore =
+        ask("alice@example.com", "POST", "https://api.example.com/api/v1/accounts/aws-account-1/backups/bk-42/restore");
+    let list = ask("alice@example.com", "GET", "https://api.example.com/api/v1/accounts/aws-account-1/backups");
+    let admin = ask("admin@example.com", "DELETE", "https://api.example.com/api/v1/policy-definitions/p-1");
+    assert!(allowed(&t, &restore) && allowed(&t, &list) && allowed(&t, &admin));
+
+    // Status: every object Ready, written by the Lease holder.
+    t.wait_for(SOON, "Ready status on the seed's objects", || {
+        ready(cluster, "pset", "backup-full").0 == "True" && ready(cluster, "ou", "payroll").0 == "True"
+    });
+    assert_eq!(cluster.get("ou", "payroll", "{.status.path}"), "global/accounting/payroll");
+    assert_eq!(cluster.get("ou", "payroll", "{.status.depth}"), "2");
+    assert_eq!(cluster.get("pset", "backup-full", "{.status.observedGeneration}"), "1");
+
+    // Editing a permission set changes the decision.
+    cluster.patch("pset", "backup-full", r#"{"spec":{"operations":["ListAccountBackups","ReadAccountBackup"]}}"#);
+    t.wait_for(SOON, "the edit to deny the restore", || !allowed(&t, &restore));
+    assert!(allowed(&t, &list));
+    t.wait_for(SOON, "observedGeneration 2", || {
+        cluster.get("pset", "backup-full", "{.status.observedGeneration}") == "2"
+    });
+
+    // Deleting a binding revokes its access.
+    cluster.kubectl(&["delete", "ub", "accounting-backup-admins"]);
+    t.wait_for(SOON, "the deletion to revoke access", || !allowed(&t, &list));
+
+    // An invalid regex and an OU cycle: Ready=False with reason and message in `kubectl get`;
+    // the objects are left out and everything else is enforced.
+    cluster.apply_yaml(
+        r#"
+apiVersion: turnstile.dev/v1alpha1
+kind: PermissionSet
+metadata: {name: broken-regex}
+spec:
+  allow: [{apiName: "GetUser)|(ListUsers"}]
+---
+apiVersion: turnstile.dev/v1alpha1
+kind: OrganizationalUnit
+metadata: {name: loop-a}
+spec: {parent: loop-b}
+---
+apiVersion: turnstile.dev/v1alpha1
+kind: OrganizationalUnit
+metadata: {name: loop-b}
+spec: {parent: loop-a}
+"#,
+    );
+    t.wait_for(SOON, "Ready=False on the broken objects", || {
+        ready(cluster, "pset", "broken-regex") == ("False".into(), "InvalidRegex".into())
+            && ready(cluster, "ou", "loop-a") == ("False".into(), "Cycle".into())
+    });
+    let table = cluster.kubectl(&["get", "pset", "broken-regex"]);
+    assert!(table.contains("False") && table.contains("InvalidRegex"), "printer columns: {table}");
+    let table = cluster.kubectl(&["get", "ou", "loop-b"]);
+    assert!(table.contains("False") && table.contains("Cycle"), "printer columns: {table}");
+    let message = cluster.get("pset", "broken-regex", "{.status.conditions[?(@.type==\"Ready\")].message}");
+    assert!(message.contains("GetUser)|(ListUsers"), "{message}");
+    assert!(allowed(&t, &admin) && !allowed(&t, &list) && !allowed(&t, &restore));
+    let events = cluster.kubectl(&["get", "events", "-n", "default", "--field-selector", "reason=InvalidRegex"]);
+    assert!(events.contains("broken-regex"), "a Warning event on the transition: {events}\n{}", t.log_text());
+
+    // lastTransitionTime moves once per transition: another invalid pattern keeps it.
+    let transition =
+        || cluster.get("pset", "broken-regex", "{.status.conditions[?(@.type==\"Ready\")].lastTransitionTime}");
+    let broken_at = transition();
+    std::thread::sleep(Duration::from_millis(1100)); // condition times have one-second resolution
+    cluster.patch("pset", "broken-regex", r#"{"spec":{"allow":[{"apiName":"("}]}}"#);
+    t.wait_for(SOON, "observedGeneration 2", || {
+        cluster.get("pset", "broken-regex", "{.status.observedGeneration}") == "2"
+    });
+    assert_eq!(transition(), broken_at);
+
+    // Fixing the object makes it Ready again, at a new transition time.
+    cluster.patch("pset", "broken-regex", r#"{"spec":{"allow":[{"apiName":"GetUser"}]}}"#);
+    t.wait_for(SOON, "the fix to make it Ready", || {
+        ready(cluster, "pset", "broken-regex") == ("True".into(), "Indexed".into())
+    });
+    assert_ne!(transition(), broken_at);
+
+    // An object whose status is right is never patched again: rebuilds caused by other
+    // objects leave its resourceVersion alone.
+    let version = cluster.get("pset", "policy-management-full", "{.metadata.resourceVersion}");
+    for i in 0..20 {
+        cluster.patch("pset", "broken-regex", &format!(r#"{{"spec":{{"description":"edit {i}"}}}}"#));
+    }
+    t.wait_for(SOON, "the last edit's status", || {
+        cluster.get("pset", "broken-regex", "{.status.observedGeneration}") == "23"
+    });
+    assert_eq!(cluster.get("pset", "policy-management-full", "{.metadata.resourceVersion}"), version);
+    let managers = cluster.get("pset", "policy-management-full", "{.metadata.managedFields[*].manager}");
+    assert!(managers.split(' ').any(|m| m == "turnstile"), "status written by field manager `turnstile`: {managers}");
+}
+
+/// Two replicas against one API server: both answer, only the Lease holder writes status, and
+/// when the holder stops, the other takes over within the Lease's duration.
+#[test]
+fn the_lease_holder_alone_writes_status_and_hands_over() {
+    let (cluster, _turn) = cluster::shared();
+    cluster.kubectl(&["apply", "-f", &examples("clumio")]);
+    let lease = ["--lease-name", "replicas"];
+    let holder = || cluster.kubectl_output(&["get", "lease", "replicas", "-o", "jsonpath={.spec.holderIdentity}"]);
+    let holder = || String::from_utf8_lossy(&holder().stdout).into_owned();
+    let a = Turnstile::start(cluster, "replica-a", &lease);
+    a.wait_for(SOON, "readiness", || a.is_ready());
+    a.wait_for(SOON, "replica-a to hold the Lease", || holder() == "replica-a");
+    let b = Turnstile::start(cluster, "replica-b", &lease);
+    b.wait_for(SOON, "readiness", || b.is_ready());
+    let admin = ask("admin@example.com", "DELETE", "https://api.example.com/api/v1/policy-definitions/p-1");
+    let restore =
+        ask("alice@example.com", "POST", "https://api.example.com/api/v1/accounts/aws-account-1/backups/bk-42/restore");
+    assert!(allowed(&a, &admin) && allowed(&b, &admin) && allowed(&b, &restore));
+    a.wait_for(SOON, "the holder's status", || ready(cluster, "pset", "backup-full").0 == "True");
+
+    // The holder is suspended: it neither serves nor renews. The other replica serves the
+    // change at once, and writes no status while the Lease is still held.
+    a.signal("STOP");
+    cluster.patch("pset", "backup-full", r#"{"spec":{"operations":["ReadAccountBackup"]}}"#);
+    b.wait_for(SOON, "replica-b to serve the edit", || !allowed(&b, &restore));
+    let observed = || cluster.get("pset", "backup-full", "{.status.observedGeneration}");
+    assert_eq!(observed(), "1", "only the Lease holder writes status");
+    assert_eq!(holder(), "replica-a");
+
+    let within = Duration::from_secs(turnstile::sources::cluster::lease::DURATION_SECONDS + 5);
+    let took = b.wait_for(within, "replica-b to take over and write the status", || observed() == "2");
+    assert_eq!(holder(), "replica-b");
+    eprintln!("handed over in {took:?}");
+    a.signal("CONT");
+}
+
+/// With the API server stopped, decisions go on from the last snapshot; once it is back, a
+/// change made after the restart arrives without restarting Turnstile.
+#[test]
+fn decisions_go_on_while_the_api_server_is_away() {
+    let cluster = Cluster::start();
+    cluster.kubectl(&["apply", "-f", &examples("clumio")]);
+    let t = start(&cluster, "away");
+    let list = ask("alice@example.com", "GET", "https://api.example.com/api/v1/accounts/aws-account-1/backups");
+    assert!(allowed(&t, &list));
+
+    cluster.stop_apiserver();
+    t.wait_for(Duration::from_secs(30), "/readyz to name the lost watch", || {
+        let (status, text) = t.request("GET", "/readyz", "");
+        status == 200 && text.contains("watch ")
+    });
+    assert!(allowed(&t, &list), "the last snapshot keeps serving");
+    assert!(!allowed(
+        &t,
+        &ask("mallory@example.com", "GET", "https://api.example.com/api/v1/accounts/aws-account-1/backups")
+    ));
+
+    cluster.start_apiserver();
+    cluster.kubectl(&["delete", "ub", "accounting-backup-admins"]);
+    t.wait_for(Duration::from_secs(60), "the change made after the restart", || !allowed(&t, &list));
+    t.wait_for(SOON, "/readyz to clear the watch errors", || !t.request("GET", "/readyz", "").1.contains("watch "));
+}
