@@ -18,9 +18,10 @@ fn examples(dir: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(dir).display().to_string()
 }
 
-/// Starts Turnstile and waits until it has listed every kind.
+/// Starts Turnstile and waits until it has listed every kind. Its Lease is its own: one held
+/// by an earlier test's stopped process would hold off its status for the Lease's duration.
 fn start(cluster: &Cluster, identity: &str) -> Turnstile {
-    let t = Turnstile::start(cluster, identity, &[]);
+    let t = Turnstile::start(cluster, identity, &["--lease-name", identity]);
     t.wait_for(SOON, "readiness", || t.is_ready());
     t
 }
@@ -108,6 +109,13 @@ fn changes_take_effect_and_status_follows() {
     t.wait_for(SOON, "observedGeneration 2", || {
         cluster.get("pset", "backup-full", "{.status.observedGeneration}") == "2"
     });
+
+    // A change the engine does not read (a label) rebuilds nothing.
+    let generation = || t.request("GET", "/readyz", "").1.lines().next().unwrap_or_default().to_owned();
+    let before = generation();
+    cluster.kubectl(&["label", "pset", "backup-full", "team=backup"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(generation(), before, "a label is not a change to the index");
 
     // Deleting a binding revokes its access.
     cluster.kubectl(&["delete", "ub", "accounting-backup-admins"]);
@@ -241,4 +249,61 @@ fn decisions_go_on_while_the_api_server_is_away() {
     cluster.kubectl(&["delete", "ub", "accounting-backup-admins"]);
     t.wait_for(Duration::from_secs(60), "the change made after the restart", || !allowed(&t, &list));
     t.wait_for(SOON, "/readyz to clear the watch errors", || !t.request("GET", "/readyz", "").1.contains("watch "));
+}
+
+/// `/readyz` is 503, naming the failing watches, until every kind has been listed.
+#[test]
+fn not_ready_until_every_kind_is_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let port = cluster::free_port(); // nothing listens there
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:{port}'}}}}]\n\
+             users: [{{name: u, user: {{token: t}}}}]\ncontexts: [{{name: c, context: {{cluster: c, user: u}}}}]\n\
+             current-context: c\n"
+        ),
+    )
+    .unwrap();
+    let t = Turnstile::spawn(&["run"], Some(&kubeconfig), dir.path(), "unlisted");
+    t.wait_for(SOON, "/readyz to name the failing watches", || {
+        let (status, text) = t.request("GET", "/readyz", "");
+        status == 503 && text.contains("watch PermissionSet") && text.contains("watch UserBinding")
+    });
+    let answer = t.check(&ask("admin@example.com", "GET", "https://api.example.com/"));
+    assert_eq!(answer["allowed"], false, "no index, no access: {answer}");
+}
+
+/// A binding stops granting at its `expiresAt`, with no watch event, and its status says
+/// `Expired`.
+#[test]
+fn a_binding_expires_on_time() {
+    let (cluster, _turn) = cluster::shared();
+    let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(4);
+    let expires = expires.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    cluster.apply_yaml(&format!(
+        r#"
+apiVersion: turnstile.dev/v1alpha1
+kind: PermissionSet
+metadata: {{name: everything}}
+spec:
+  allow: [{{}}]
+---
+apiVersion: turnstile.dev/v1alpha1
+kind: UserBinding
+metadata: {{name: temporary}}
+spec:
+  subjects: [{{kind: User, name: contractor}}]
+  organizationalUnits: [global]
+  permissionSets: [everything]
+  expiresAt: "{expires}"
+"#
+    ));
+    let t = start(cluster, "expiry");
+    let request = ask("contractor", "GET", "https://api.example.com/anything");
+    assert!(allowed(&t, &request), "before {expires}");
+    t.wait_for(SOON, "the binding to expire", || !allowed(&t, &request));
+    assert!(jiff::Timestamp::now() >= expires.parse::<jiff::Timestamp>().unwrap());
+    t.wait_for(SOON, "status Expired", || ready(cluster, "ub", "temporary") == ("False".into(), "Expired".into()));
 }

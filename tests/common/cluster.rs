@@ -253,35 +253,46 @@ pub struct Turnstile {
     pub addr: SocketAddr,
     child: Child,
     pub log: PathBuf,
+    /// When the process was started.
+    pub started: Instant,
 }
 
 impl Turnstile {
-    /// Starts `turnstile run` with `args` and waits until it answers `/healthz`.
+    /// Starts `turnstile run` with `args` and waits until it accepts connections.
     pub fn start(cluster: &Cluster, identity: &str, args: &[&str]) -> Turnstile {
+        let mut all = vec!["run", "--identity", identity, "--lease-namespace", "default"];
+        all.extend(args);
+        Turnstile::spawn(&all, Some(&cluster.kubeconfig), cluster.dir.path(), identity)
+    }
+
+    /// Starts `turnstile COMMAND…` (`args`, without `--listen`) on a free port, logging into
+    /// `log_dir`, and waits until it accepts connections.
+    pub fn spawn(args: &[&str], kubeconfig: Option<&Path>, log_dir: &Path, name: &str) -> Turnstile {
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let log = cluster.dir.path().join(format!("turnstile-{identity}-{port}.log"));
-        let mut all: Vec<String> = vec![
-            "run".into(),
-            "--listen".into(),
-            addr.to_string(),
-            "--identity".into(),
-            identity.into(),
-            "--lease-namespace".into(),
-            "default".into(),
-        ];
-        all.extend(args.iter().map(|s| s.to_string()));
-        let child = Command::new(env!("CARGO_BIN_EXE_turnstile"))
-            .args(&all)
-            .env("KUBECONFIG", &cluster.kubeconfig)
+        let log = log_dir.join(format!("turnstile-{name}-{port}.log"));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_turnstile"));
+        command.args(args).arg("--listen").arg(addr.to_string());
+        if let Some(k) = kubeconfig {
+            command.env("KUBECONFIG", k);
+        }
+        let started = Instant::now();
+        let child = command
             .env("RUST_LOG", "info,turnstile::decision=off")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let t = Turnstile { addr, child, log };
+        let t = Turnstile { addr, child, log, started };
         t.wait_for(Duration::from_secs(30), "its HTTP port", || std::net::TcpStream::connect(addr).is_ok());
         t
+    }
+
+    /// Resident memory of the process, in bytes.
+    pub fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
     }
 
     /// Polls `f` every 50 ms until it holds; fails the test after `within`, with the log.
