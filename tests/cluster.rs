@@ -307,3 +307,41 @@ spec:
     assert!(jiff::Timestamp::now() >= expires.parse::<jiff::Timestamp>().unwrap());
     t.wait_for(SOON, "status Expired", || ready(cluster, "ub", "temporary") == ("False".into(), "Expired".into()));
 }
+
+/// `--selector` limits the watches to the labelled objects: an unlabelled binding grants
+/// nothing to that Turnstile.
+#[test]
+fn a_selector_limits_what_is_watched() {
+    let (cluster, _turn) = cluster::shared();
+    cluster.apply_yaml(
+        r#"
+apiVersion: turnstile.dev/v1alpha1
+kind: PermissionSet
+metadata: {name: everything, labels: {shard: a}}
+spec:
+  allow: [{}]
+---
+apiVersion: turnstile.dev/v1alpha1
+kind: UserBinding
+metadata: {name: in-shard, labels: {shard: a}}
+spec:
+  subjects: [{kind: User, name: alice}]
+  organizationalUnits: [global]
+  permissionSets: [everything]
+---
+apiVersion: turnstile.dev/v1alpha1
+kind: UserBinding
+metadata: {name: outside}
+spec:
+  subjects: [{kind: User, name: bob}]
+  organizationalUnits: [global]
+  permissionSets: [everything]
+"#,
+    );
+    let t = Turnstile::start(cluster, "selector", &["--lease-name", "selector", "--selector", "shard=a"]);
+    t.wait_for(SOON, "readiness", || t.is_ready());
+    assert!(allowed(&t, &ask("alice", "GET", "https://api.example.com/x")));
+    assert!(!allowed(&t, &ask("bob", "GET", "https://api.example.com/x")));
+    cluster.kubectl(&["label", "ub", "outside", "shard=a"]);
+    t.wait_for(SOON, "the labelled binding to count", || allowed(&t, &ask("bob", "GET", "https://api.example.com/x")));
+}

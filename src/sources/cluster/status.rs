@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -22,6 +23,8 @@ use crate::sources::crd::{ApiCatalog, OrganizationalUnit, PermissionSet, Role, U
 /// Field manager of the status Turnstile writes.
 pub const FIELD_MANAGER: &str = "turnstile";
 
+/// Status writes in flight at once: the first pass over a large cluster writes every object.
+const CONCURRENT_WRITES: usize = 8;
 /// Wait before writing again after a write failed.
 const RETRY: Duration = Duration::from_secs(5);
 
@@ -66,41 +69,57 @@ pub async fn write(
             continue;
         }
         let Some(built) = builds.borrow_and_update().clone() else { continue };
-        let updates = {
+        let updates: Vec<Update> = {
             let store = shared.store();
-            store.objects().filter_map(|object| update(object, &built)).collect::<Vec<_>>()
+            written.retain(|(kind, name), _| store.get(*kind, name).is_some());
+            let updates = store.objects().filter_map(|object| update(object, &built));
+            let fresh = |u: &Update| {
+                let last = written.get(&(u.kind, u.name.clone()));
+                !last.is_some_and(|(g, s)| *g == u.generation && *s == u.status)
+            };
+            updates.filter(fresh).collect()
         };
-        for u in updates {
-            let key = (u.kind, u.name.clone());
-            if written.get(&key).is_some_and(|(g, s)| *g == u.generation && *s == u.status) {
-                continue;
-            }
-            if !*leader.borrow() {
-                break;
-            }
-            match patch(&client, &u).await {
+        let mut results = std::pin::pin!(
+            futures::stream::iter(updates)
+                .map(|u| async {
+                    let result = apply(&client, &recorder, &u).await;
+                    (u, result)
+                })
+                .buffer_unordered(CONCURRENT_WRITES)
+        );
+        while let Some((u, result)) = results.next().await {
+            match result {
                 Ok(()) => {
-                    written.insert(key, (u.generation, u.status));
-                    if let Some((reference, reason, message)) = u.event {
-                        let event = Event {
-                            type_: EventType::Warning,
-                            reason,
-                            note: Some(message),
-                            action: "Index".into(),
-                            secondary: None,
-                        };
-                        if let Err(e) = record(&recorder, &event, reference).await {
-                            tracing::warn!("cannot record an event on {}/{}: {e}", u.kind, u.name);
-                        }
-                    }
+                    written.insert((u.kind, u.name), (u.generation, u.status));
                 }
                 Err(e) => {
                     tracing::warn!("cannot write the status of {}/{}: {e}; retrying", u.kind, u.name);
                     failed = true;
                 }
             }
+            if !*leader.borrow() {
+                break;
+            }
         }
     }
+}
+
+/// Writes one status, and records its Event if it has one.
+async fn apply(client: &Client, recorder: &Recorder, u: &Update) -> kube::Result<()> {
+    patch(client, u).await?;
+    if let Some((reference, reason, message)) = &u.event {
+        let event = Event {
+            type_: EventType::Warning,
+            reason: reason.clone(),
+            note: Some(message.clone()),
+            action: "Index".into(),
+            secondary: None,
+        };
+        if let Err(e) = record(recorder, &event, reference.clone()).await {
+            tracing::warn!("cannot record an event on {}/{}: {e}", u.kind, u.name);
+        }
+    }
+    Ok(())
 }
 
 /// The status `object` needs after `built`, if it does not carry it already.
