@@ -189,3 +189,53 @@ fn until(at: jiff::Timestamp) -> Duration {
     // A little after, so that the build sees it expired.
     Duration::try_from(left).unwrap_or_default() + Duration::from_millis(10)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::sources::crd::{Role, RoleSpec};
+
+    fn role(name: &str, description: &str) -> AnyResource {
+        let mut r = Role::new(name, RoleSpec { description: Some(description.into()), ..Default::default() });
+        r.metadata.generation = Some(1);
+        r.into()
+    }
+
+    /// Nothing is published before every kind is listed; a burst is one publish; a steady
+    /// stream of changes still publishes within `MAX_DELAY`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rebuilds_wait_for_the_lists_coalesce_bursts_and_keep_up_with_streams() {
+        let shared = Arc::new(Shared::default());
+        let publisher = Publisher::new();
+        let (builds, _built) = watch::channel(None);
+        tokio::spawn(rebuild(shared.clone(), publisher.clone(), builds));
+
+        for kind in &Kind::ALL[..4] {
+            shared.update(|store| store.reset(*kind, vec![]));
+        }
+        tokio::time::sleep(MAX_DELAY * 2).await;
+        assert!(!publisher.is_ready(), "one kind is not listed yet");
+        shared.update(|store| store.reset(Kind::ApiCatalog, vec![]));
+        tokio::time::sleep(MAX_DELAY).await;
+        assert_eq!(publisher.generation(), 1);
+
+        for i in 0..20 {
+            shared.update(|store| store.apply(role("r", &format!("burst {i}"))));
+        }
+        tokio::time::sleep(MAX_DELAY).await;
+        assert_eq!(publisher.generation(), 2, "a burst is one rebuild");
+
+        // A change every 10 ms never leaves 20 ms of quiet, and still publishes.
+        let start = Instant::now();
+        for i in 0.. {
+            if publisher.generation() > 2 {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(1), "a steady stream held the rebuild off");
+            shared.update(|store| store.apply(role("r", &format!("stream {i}"))));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
