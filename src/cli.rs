@@ -66,6 +66,10 @@ pub struct ServerArgs {
     /// room for a proxy or load generator on the same machine.
     #[arg(long)]
     pub workers: Option<std::num::NonZeroUsize>,
+    /// Answer a SubjectAccessReview that no rule allows with `denied`, instead of no opinion
+    /// (which leaves it to the API server's next authorizer, RBAC).
+    #[arg(long)]
+    pub sar_hard_deny: bool,
     /// Log format.
     #[arg(long, value_enum, default_value_t)]
     pub log_format: LogFormat,

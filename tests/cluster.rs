@@ -345,3 +345,121 @@ spec:
     cluster.kubectl(&["label", "ub", "outside", "shard=a"]);
     t.wait_for(SOON, "the labelled binding to count", || allowed(&t, &ask("bob", "GET", "https://api.example.com/x")));
 }
+
+/// kube-apiserver with `--authorization-mode=Webhook,RBAC` asks Turnstile (over TLS) about
+/// every request: the DuploCloud deny on jobs holds in prod01 for userA, another user is
+/// allowed, a user Turnstile has no opinion about falls through to RBAC, and a system-wide
+/// deny of everything locks out no system identity.
+#[test]
+fn kube_apiserver_asks_turnstile() {
+    let certs = tempfile::tempdir().unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &rcgen::Issuer::from_params(&ca_params, &ca_key))
+        .unwrap();
+    let path = |name: &str| certs.path().join(name).display().to_string();
+    std::fs::write(path("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(path("tls.crt"), cert.pem()).unwrap();
+    std::fs::write(path("tls.key"), key.serialize_pem()).unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", cluster::free_port()).parse().unwrap();
+    std::fs::write(
+        path("webhook.kubeconfig"),
+        format!(
+            "apiVersion: v1\nkind: Config\n\
+             clusters: [{{name: turnstile, cluster: {{server: 'https://{addr}/apis/authorization.k8s.io/v1/subjectaccessreviews', certificate-authority: '{}'}}}}]\n\
+             users: [{{name: apiserver, user: {{}}}}]\n\
+             contexts: [{{name: webhook, context: {{cluster: turnstile, user: apiserver}}}}]\ncurrent-context: webhook\n",
+            path("ca.pem")
+        ),
+    )
+    .unwrap();
+    let flags = [
+        "--authorization-mode=Webhook,RBAC".to_owned(),
+        format!("--authorization-webhook-config-file={}", path("webhook.kubeconfig")),
+        "--authorization-webhook-version=v1".to_owned(),
+        "--authorization-webhook-cache-authorized-ttl=1s".to_owned(),
+        "--authorization-webhook-cache-unauthorized-ttl=1s".to_owned(),
+    ];
+    let tokens = "usera-token,userA@duplocloud.com,10,\"duplocloud-users\"\n\
+                  user1-token,user1@duplocloud.com,11\n\
+                  carol-token,carol,12\n\
+                  scheduler-token,system:kube-scheduler,13\n";
+    let cluster = Cluster::start_with(&flags, tokens);
+    cluster.kubectl(&["apply", "-f", &examples("duplocloud")]);
+    for ns in ["prod01", "dev01"] {
+        cluster.kubectl(&["create", "namespace", ns]);
+    }
+    let t = Turnstile::spawn_at(
+        addr,
+        &[
+            "run",
+            "--identity",
+            "sar",
+            "--lease-namespace",
+            "default",
+            "--tls-cert",
+            &path("tls.crt"),
+            "--tls-key",
+            &path("tls.key"),
+        ],
+        Some(&cluster.kubeconfig),
+        cluster.dir.path(),
+        "sar",
+    );
+    // `yes`, or `no` (kubectl adds ` - <reason>` when the authorizer gave one).
+    let can_i = |token: &str, verb: &str, resource: &str, ns: &str| {
+        let out = cluster.kubectl_output(&["--token", token, "auth", "can-i", verb, resource, "-n", ns]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let can = |token: &str, verb: &str, resource: &str, ns: &str| {
+        can_i(token, verb, resource, ns).split(' ').next().unwrap_or_default().to_owned()
+    };
+    let within = Duration::from_secs(30);
+    t.wait_for(within, "Turnstile to answer the API server", || can("user1-token", "list", "jobs", "prod01") == "yes");
+
+    // DuploCloud's deny on jobs, for userA in prod01 only.
+    let denied = cluster.kubectl_output(&["--token", "usera-token", "get", "jobs", "-n", "prod01"]);
+    let stderr = String::from_utf8_lossy(&denied.stderr);
+    assert!(!denied.status.success() && stderr.contains("forbidden"), "{stderr}");
+    assert!(stderr.contains("deny-k8s-job"), "the API server passes Turnstile's reason on: {stderr}");
+    assert_eq!(can_i("usera-token", "list", "jobs", "prod01"), "no - denied by PermissionSet/deny-k8s-job/deny/0");
+    assert_eq!(can("usera-token", "list", "jobs", "dev01"), "yes", "the deny binding names prod01 only");
+    assert_eq!(can("usera-token", "list", "pods", "prod01"), "yes", "the compatibility allow");
+    assert!(cluster.kubectl_output(&["--token", "user1-token", "get", "jobs", "-n", "prod01"]).status.success());
+
+    // Turnstile has no opinion about carol: RBAC decides.
+    assert_eq!(can("carol-token", "list", "pods", "prod01"), "no");
+    // (An explicit Role: the aggregated `view` gets its rules from kube-controller-manager.)
+    cluster.kubectl(&["create", "role", "pod-reader", "--verb=get,list", "--resource=pods", "-n", "prod01"]);
+    cluster.kubectl(&["create", "rolebinding", "carol-reads", "--role=pod-reader", "--user=carol", "-n", "prod01"]);
+    t.wait_for(within, "RBAC to let carol read pods in prod01", || {
+        can("carol-token", "list", "pods", "prod01") == "yes"
+    });
+
+    // A system-wide deny of everything: Turnstile's users lose access, the cluster's own
+    // identities do not.
+    cluster.apply_yaml(
+        "apiVersion: turnstile.dev/v1alpha1\nkind: PermissionSet\nmetadata: {name: lockdown}\nspec:\n  systemWide: true\n  deny: [{}]\n",
+    );
+    // (`auth can-i` itself is a request, which the lockdown denies too: ask with `get`.)
+    let get =
+        |token: &str, resource: &str| cluster.kubectl_output(&["--token", token, "get", resource, "-n", "prod01"]);
+    t.wait_for(within, "the lockdown", || !get("user1-token", "jobs").status.success());
+    let carol = get("carol-token", "pods");
+    let stderr = String::from_utf8_lossy(&carol.stderr);
+    assert!(!carol.status.success() && stderr.contains("lockdown"), "a Turnstile deny beats RBAC: {stderr}");
+    assert!(cluster.kubectl_output(&["get", "namespaces"]).status.success(), "system:masters is never locked out");
+    let scheduler = cluster.kubectl_output(&["--token", "scheduler-token", "get", "pods", "-A"]);
+    assert!(
+        scheduler.status.success(),
+        "system:kube-scheduler is left to RBAC: {}",
+        String::from_utf8_lossy(&scheduler.stderr)
+    );
+    cluster.kubectl(&["delete", "pset", "lockdown"]);
+    t.wait_for(within, "the lockdown to lift", || get("user1-token", "jobs").status.success());
+}

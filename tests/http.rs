@@ -193,3 +193,44 @@ async fn a_client_that_trickles_its_headers_is_disconnected() {
     // A client that sends its request promptly is answered.
     assert_eq!(call(addr, "GET", "/healthz", "").await.status, 200);
 }
+
+fn review(user: &str, groups: &[&str], verb: &str, ns: &str, resource: &str) -> String {
+    json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+           "spec": {"user": user, "groups": groups,
+                    "resourceAttributes": {"verb": verb, "namespace": ns, "resource": resource, "group": "batch"}}})
+    .to_string()
+}
+
+/// The SubjectAccessReview endpoint: allow, deny with a reason, no opinion, an evaluation
+/// error (never an allow) before the first index and for a review that cannot be read, and
+/// system identities left to RBAC whatever the index says.
+#[tokio::test]
+async fn subject_access_reviews_are_answered_in_their_status() {
+    const PATH: &str = turnstile::http::SAR_PATH;
+    let addr = start(true).await;
+    let status = |r: Reply| {
+        assert_eq!(r.status, 200, "{}", r.body);
+        let body = r.json();
+        assert_eq!(body["kind"], "SubjectAccessReview");
+        body["status"].clone()
+    };
+    let s = status(call(addr, "POST", PATH, &review("user1@duplocloud.com", &[], "list", "prod01", "jobs")).await);
+    assert_eq!((s["allowed"].as_bool(), s["denied"].as_bool()), (Some(true), None), "{s}");
+    let s = status(call(addr, "POST", PATH, &review("userA@duplocloud.com", &[], "list", "prod01", "jobs")).await);
+    assert_eq!((s["allowed"].as_bool(), s["denied"].as_bool()), (Some(false), Some(true)), "{s}");
+    assert_eq!(s["reason"], "denied by PermissionSet/deny-k8s-job/deny/0");
+    let s = status(call(addr, "POST", PATH, &review("stranger", &[], "list", "prod01", "jobs")).await);
+    assert_eq!((s["allowed"].as_bool(), s["denied"].as_bool()), (Some(false), None), "no opinion: {s}");
+    for (user, groups) in [("system:kube-scheduler", vec![]), ("admin", vec!["system:masters"])] {
+        let s = status(call(addr, "POST", PATH, &review(user, &groups, "list", "prod01", "jobs")).await);
+        assert_eq!((s["allowed"].as_bool(), s["denied"].as_bool()), (Some(false), None), "{user}: {s}");
+    }
+    let s = status(call(addr, "POST", PATH, &json!({"spec": {"user": "u"}}).to_string()).await);
+    assert!(s["evaluationError"].as_str().unwrap().contains("neither resource"), "{s}");
+    assert_eq!(call(addr, "POST", PATH, "{not json").await.status, 400);
+    assert_eq!(call(addr, "GET", PATH, "").await.status, 405);
+
+    let empty = start(false).await;
+    let s = status(call(empty, "POST", PATH, &review("user1@duplocloud.com", &[], "list", "prod01", "jobs")).await);
+    assert_eq!((s["allowed"].as_bool(), s["evaluationError"].as_str()), (Some(false), Some("no index loaded yet")));
+}

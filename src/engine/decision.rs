@@ -356,7 +356,98 @@ impl<'a> Inputs<'a, '_> {
     }
 }
 
+/// What the rules see of the operation: its resource type, and both as the domain's ids when
+/// a catalog route gave them (`None`: match the strings).
+struct Operation<'a> {
+    resource_type: &'a str,
+    resource_type_id: Option<u32>,
+    op: Option<u32>,
+}
+
+/// A request whose operation is known, before its OU and rules are.
+struct Pending<'a, 'p> {
+    subject: Subject<'a>,
+    /// Uppercased.
+    method: &'p str,
+    access_path: &'p [Cow<'a, str>],
+    resource: Option<Cow<'a, str>>,
+    context_name: Cow<'a, str>,
+    now: jiff::Timestamp,
+}
+
+/// A request whose operation its caller resolved without a catalog: kube-apiserver's
+/// SubjectAccessReview names the resource type, verb and namespace itself. It is decided from
+/// step 3 of DESIGN §3 on, by the same code as [`Request`]s.
+#[derive(Clone, Copy, Debug)]
+pub struct Resolved<'a> {
+    /// `None`: no valid identity (401).
+    pub subject: Option<Subject<'a>>,
+    /// Any case; uppercased before rules see it.
+    pub method: &'a str,
+    /// `k8s/pods`; empty for none.
+    pub resource_type: &'a str,
+    /// The operation ID the rules' `apiName` and `operations` see (a verb, for a review).
+    pub api_name: &'a str,
+    /// `/namespaces/ns/pods/name`: split and checked as a request path is.
+    pub access_path: &'a str,
+    /// The resource whose OU the request is in (`namespace/ns`), if any.
+    pub resource: Option<&'a str>,
+    /// The context OU; `None` is `global`.
+    pub ou: Option<&'a str>,
+    pub now: jiff::Timestamp,
+}
+
 impl Snapshot {
+    /// Decides a request whose operation is already resolved.
+    pub fn decide_resolved<'a>(&'a self, r: &Resolved<'a>) -> Decision<'a> {
+        self.run_resolved(r, &mut NoTrace)
+    }
+
+    /// Decides a resolved request and records why.
+    pub fn explain_resolved<'a>(&'a self, r: &Resolved<'a>) -> (Decision<'a>, Trace) {
+        let mut trace = Trace::default();
+        let decision = self.run_resolved(r, &mut trace);
+        (decision, trace)
+    }
+
+    fn run_resolved<'a, T: Tracer>(&'a self, r: &Resolved<'a>, tracer: &mut T) -> Decision<'a> {
+        let mut d = Decision {
+            outcome: Outcome::Allowed,
+            subject: r.subject,
+            ou: None,
+            roles: SmallVec::new(),
+            operation: r.api_name,
+            rule: None,
+        };
+        let Some(subject) = r.subject.filter(|s| !s.user.trim().is_empty()) else {
+            d.subject = None;
+            d.outcome = Outcome::Unauthenticated;
+            return d;
+        };
+        let (access_path, _) = match split_path(r.access_path) {
+            Ok(p) => p,
+            Err(e) => {
+                d.outcome = Outcome::Denied(Denial::BadPath(e.message()));
+                return d;
+            }
+        };
+        let method = upper_method(r.method);
+        if let Some(t) = tracer.trace() {
+            t.access_path = format!("/{}", access_path.join("/"));
+            t.resource = r.resource.map(str::to_owned);
+        }
+        let operation = Operation { resource_type: r.resource_type, resource_type_id: None, op: None };
+        let pending = Pending {
+            subject,
+            method: &method,
+            access_path: &access_path,
+            resource: r.resource.map(Cow::Borrowed),
+            context_name: Cow::Borrowed(r.ou.unwrap_or(GLOBAL)),
+            now: r.now,
+        };
+        self.finish(d, operation, pending, tracer)
+    }
+
     /// Decides a request.
     pub fn decide<'a>(&'a self, req: &Request<'a>) -> Decision<'a> {
         self.run(req, &mut NoTrace)
@@ -436,11 +527,34 @@ impl Snapshot {
             t.resource = resource.as_ref().map(|r| r.to_string());
         }
 
-        // 3. resolve the OU
         let context_name: Cow<'a, str> = match req.ou.or_else(|| req.headers.get(OU_HEADER)) {
             Some(ou) => Cow::Borrowed(ou),
             None => query_param(query, "ou").unwrap_or(Cow::Borrowed(GLOBAL)),
         };
+        let operation = Operation {
+            resource_type: route.map_or("", |r| &r.resource_type),
+            resource_type_id: Some(route.map_or(0, |r| r.resource_type_id)),
+            op: Some(route.map_or(0, |r| r.op_id)),
+        };
+        let pending = Pending { subject, method: &method, access_path, resource, context_name, now: req.now };
+        self.finish(d, operation, pending, tracer)
+    }
+
+    /// Steps 3 to 5, once the operation is known: resolve the OU, collect the sets, match.
+    fn finish<'a, T: Tracer>(
+        &'a self,
+        mut d: Decision<'a>,
+        operation: Operation<'a>,
+        pending: Pending<'a, '_>,
+        tracer: &mut T,
+    ) -> Decision<'a> {
+        let deny = |mut d: Decision<'a>, why: Denial<'a>| {
+            d.outcome = Outcome::Denied(why);
+            d
+        };
+        let Pending { subject, method, access_path, resource, context_name, now } = pending;
+
+        // 3. resolve the OU
         let Some(context) = self.ous.get(&context_name) else {
             return deny(d, Denial::UnknownOu(context_name));
         };
@@ -479,20 +593,20 @@ impl Snapshot {
         }
 
         // 4. collect permission sets
-        let sets = match self.collect_sets(subject, effective, req.now, &mut d.roles, tracer) {
+        let sets = match self.collect_sets(subject, effective, now, &mut d.roles, tracer) {
             Ok(sets) => sets,
             Err(why) => return deny(d, why),
         };
 
         // 5. deny, then allow, then default
         let attrs = Attributes {
-            resource_type: route.map_or("", |r| &r.resource_type),
+            resource_type: operation.resource_type,
             api_name: d.operation,
-            method: &method,
+            method,
             access_path,
-            resource_type_id: Some(route.map_or(0, |r| r.resource_type_id)),
-            op: Some(route.map_or(0, |r| r.op_id)),
-            method_bit: method_bit(&method),
+            resource_type_id: operation.resource_type_id,
+            op: operation.op,
+            method_bit: method_bit(method),
         };
         let mut deciding: Option<(RuleRef<'a>, bool)> = None;
         for &id in &sets {

@@ -26,7 +26,9 @@ pub mod request;
 pub mod rules;
 pub mod views;
 
-pub use decision::{ANONYMOUS_USER, Answer, Decision, Denial, Outcome, RuleRef, Side, Trace, UNAUTHENTICATED_GROUP};
+pub use decision::{
+    ANONYMOUS_USER, Answer, Decision, Denial, Outcome, Resolved, RuleRef, Side, Trace, UNAUTHENTICATED_GROUP,
+};
 pub use index::{Snapshot, Stats};
 pub use model::*;
 pub use report::{Kind, ObjectStatus, Problem, Reason, Report};

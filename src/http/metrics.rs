@@ -21,10 +21,12 @@ pub enum Endpoint {
     forward,
     envoy,
     check,
+    /// kube-apiserver's SubjectAccessReviews.
+    sar,
 }
 
 impl Endpoint {
-    const ALL: [Endpoint; 4] = [Endpoint::nginx, Endpoint::forward, Endpoint::envoy, Endpoint::check];
+    const ALL: [Endpoint; 5] = [Endpoint::nginx, Endpoint::forward, Endpoint::envoy, Endpoint::check, Endpoint::sar];
 }
 
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]

@@ -31,6 +31,7 @@ use crate::publisher::Publisher;
 
 pub mod authn;
 pub mod metrics;
+pub mod sar;
 mod server;
 
 pub use server::{DRAIN_TIMEOUT, HEADER_READ_TIMEOUT, configure, serve};
@@ -75,11 +76,24 @@ pub struct AppState {
     publisher: Arc<Publisher>,
     authn: Arc<Authenticator>,
     metrics: Metrics,
+    options: Options,
+}
+
+/// How the server answers, beyond authentication.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Answer a SubjectAccessReview that no rule allows with `denied`, instead of no opinion
+    /// (which leaves it to the next authorizer, RBAC).
+    pub sar_hard_deny: bool,
 }
 
 impl AppState {
     pub fn new(publisher: Arc<Publisher>, authn: Arc<Authenticator>) -> Arc<AppState> {
-        Arc::new(AppState { publisher, authn, metrics: Metrics::default() })
+        AppState::with_options(publisher, authn, Options::default())
+    }
+
+    pub fn with_options(publisher: Arc<Publisher>, authn: Arc<Authenticator>, options: Options) -> Arc<AppState> {
+        Arc::new(AppState { publisher, authn, metrics: Metrics::default(), options })
     }
 
     pub fn publisher(&self) -> &Arc<Publisher> {
@@ -156,6 +170,7 @@ fn endpoint(path: &str) -> Option<Endpoint> {
         "/authz/nginx" => Some(Endpoint::nginx),
         "/authz/forward" => Some(Endpoint::forward),
         "/v1/check" => Some(Endpoint::check),
+        SAR_PATH => Some(Endpoint::sar),
         p if p == "/authz/envoy" || p.starts_with("/authz/envoy/") => Some(Endpoint::envoy),
         _ => None,
     }
@@ -196,6 +211,7 @@ async fn observe(state: &AppState, endpoint: Endpoint, request: axum::extract::R
         Endpoint::forward => forward(state, request.headers()).await,
         Endpoint::envoy => envoy(state, request).await,
         Endpoint::check => check(state, request).await,
+        Endpoint::sar => subject_access_review(state, request).await,
     };
     state.metrics.decision(endpoint, outcome.result(), started.elapsed());
     outcome.log(endpoint);
@@ -366,6 +382,43 @@ async fn check(state: &AppState, request: axum::extract::Request) -> Handled {
         snapshot.decide(&req).answer()
     };
     decision_response(answer, identity.err(), true)
+}
+
+/// Where kube-apiserver's webhook authorizer sends its SubjectAccessReviews.
+pub const SAR_PATH: &str = "/apis/authorization.k8s.io/v1/subjectaccessreviews";
+
+/// A SubjectAccessReview, answered with its status (always HTTP 200: the answer is in the
+/// status). See [`sar`].
+async fn subject_access_review(state: &AppState, request: axum::extract::Request) -> Handled {
+    if request.method() != Method::POST {
+        let response = (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")]).into_response();
+        return (response, Outcome::Refused { status: 405, reason: "method not allowed" });
+    }
+    let Ok(body) = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES).await else {
+        return malformed("request body is larger than 1 MiB or unreadable");
+    };
+    let review: k8s_openapi::api::authorization::v1::SubjectAccessReview = match parse(&body) {
+        Ok(r) => r,
+        Err(e) => return malformed(e),
+    };
+    let (status, outcome) = match sar::map(&review.spec) {
+        Err(why) => (sar::error(why), Outcome::Refused { status: 400, reason: "the review cannot be read" }),
+        Ok(m) if sar::exempt(&m.user, &m.groups) => {
+            // Not allowed by Turnstile; the next authorizer decides.
+            (sar::left_to_rbac(), Outcome::Decided { status: 403, answer: None })
+        }
+        Ok(m) => match state.publisher.snapshot() {
+            None => (sar::error(UNAVAILABLE.into()), Outcome::Refused { status: 503, reason: UNAVAILABLE }),
+            Some(snapshot) => {
+                let d = sar::decide(&snapshot, &m);
+                let answer = decision_log_enabled().then(|| Box::new(d.answer()));
+                (sar::status(&d, state.options.sar_hard_deny), Outcome::Decided { status: d.status(), answer })
+            }
+        },
+    };
+    let review = sar::answer(review, status);
+    let body = serde_json::to_vec(&review).expect("a review serializes");
+    (([(header::CONTENT_TYPE, "application/json")], body).into_response(), outcome)
 }
 
 fn claims_of<'a>(identity: Option<&'a Identity>, user_claim: &'a str) -> Claims<'a> {

@@ -20,6 +20,8 @@ pub struct Cluster {
     pub assets: PathBuf,
     pub kubeconfig: PathBuf,
     pub port: u16,
+    /// Flags given to kube-apiserver beyond the harness's own.
+    extra: Vec<String>,
     etcd: Mutex<Option<Child>>,
     apiserver: Mutex<Option<Child>>,
 }
@@ -79,11 +81,18 @@ pub fn shared() -> (&'static Cluster, MutexGuard<'static, ()>) {
 impl Cluster {
     /// Starts etcd and kube-apiserver, waits until the server is ready, and installs the CRDs.
     pub fn start() -> Cluster {
+        Cluster::start_with(&[], "")
+    }
+
+    /// [`Cluster::start`], with more kube-apiserver flags and more lines for its token file
+    /// (`token,user,uid,"group1,group2"`); the user `admin` (token `admin-token`) is in
+    /// `system:masters`.
+    pub fn start_with(apiserver_args: &[String], tokens: &str) -> Cluster {
         let assets = assets();
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let port = free_port();
-        std::fs::write(d.join("tokens.csv"), "admin-token,admin,1,\"system:masters\"\n").unwrap();
+        std::fs::write(d.join("tokens.csv"), format!("admin-token,admin,1,\"system:masters\"\n{tokens}")).unwrap();
         let key = d.join("sa.key");
         let status = Command::new("openssl")
             .args(["genrsa", "-out"])
@@ -116,7 +125,15 @@ current-context: test
             ),
         )
         .unwrap();
-        let cluster = Cluster { dir, assets, kubeconfig, port, etcd: Mutex::new(None), apiserver: Mutex::new(None) };
+        let cluster = Cluster {
+            dir,
+            assets,
+            kubeconfig,
+            port,
+            extra: apiserver_args.to_vec(),
+            etcd: Mutex::new(None),
+            apiserver: Mutex::new(None),
+        };
         cluster.start_etcd();
         cluster.start_apiserver();
         let crds = Path::new(env!("CARGO_MANIFEST_DIR")).join("crds/turnstile.yaml");
@@ -146,7 +163,7 @@ current-context: test
         let d = self.dir.path();
         let etcd = std::fs::read_to_string(d.join("etcd.port")).unwrap();
         let key = d.join("sa.key").display().to_string();
-        let args = [
+        let mut args = vec![
             format!("--etcd-servers=http://127.0.0.1:{etcd}"),
             format!("--secure-port={}", self.port),
             "--bind-address=127.0.0.1".into(),
@@ -161,6 +178,10 @@ current-context: test
             "--service-cluster-ip-range=10.0.0.0/24".into(),
             "--disable-admission-plugins=ServiceAccount".into(),
         ];
+        // A flag given again replaces the harness's (kube-apiserver appends list flags).
+        let flag = |a: &str| a.split('=').next().unwrap_or_default().to_owned();
+        args.retain(|a| !self.extra.iter().any(|e| flag(e) == flag(a)));
+        args.extend(self.extra.iter().cloned());
         let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
         let log = d.join(format!("apiserver-{started}.log"));
         let child = spawn_guarded(&self.assets.join("kube-apiserver"), &args, &log);
@@ -171,11 +192,12 @@ current-context: test
             if out.status.success() {
                 break;
             }
-            assert!(
-                Instant::now() < deadline,
-                "kube-apiserver not ready in 90 s: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let exited = self.apiserver.lock().unwrap().as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_some());
+            if exited || Instant::now() > deadline {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
+                panic!("kube-apiserver not ready (exited: {exited}); its log ends:\n{}", tail.join("\n"));
+            }
             std::thread::sleep(Duration::from_millis(300));
         }
     }
@@ -268,9 +290,19 @@ impl Turnstile {
     /// Starts `turnstile COMMAND…` (`args`, without `--listen`) on a free port, logging into
     /// `log_dir`, and waits until it accepts connections.
     pub fn spawn(args: &[&str], kubeconfig: Option<&Path>, log_dir: &Path, name: &str) -> Turnstile {
-        let port = free_port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let log = log_dir.join(format!("turnstile-{name}-{port}.log"));
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        Turnstile::spawn_at(addr, args, kubeconfig, log_dir, name)
+    }
+
+    /// [`Turnstile::spawn`] on a given address.
+    pub fn spawn_at(
+        addr: SocketAddr,
+        args: &[&str],
+        kubeconfig: Option<&Path>,
+        log_dir: &Path,
+        name: &str,
+    ) -> Turnstile {
+        let log = log_dir.join(format!("turnstile-{name}-{}.log", addr.port()));
         let mut command = Command::new(env!("CARGO_BIN_EXE_turnstile"));
         command.args(args).arg("--listen").arg(addr.to_string());
         if let Some(k) = kubeconfig {
