@@ -356,6 +356,19 @@ impl<'a> Inputs<'a, '_> {
     }
 }
 
+/// Step 1: a decision under way and its subject; without one (no user, or a blank one, is no
+/// identity) the decision is already the 401.
+fn begin<'a>(subject: Option<Subject<'a>>, operation: &'a str) -> (Decision<'a>, Option<Subject<'a>>) {
+    let mut d =
+        Decision { outcome: Outcome::Allowed, subject, ou: None, roles: SmallVec::new(), operation, rule: None };
+    let subject = subject.filter(|s| !s.user.trim().is_empty());
+    if subject.is_none() {
+        d.subject = None;
+        d.outcome = Outcome::Unauthenticated;
+    }
+    (d, subject)
+}
+
 /// What the rules see of the operation: its resource type, and both as the domain's ids when
 /// a catalog route gave them (`None`: match the strings).
 struct Operation<'a> {
@@ -411,19 +424,8 @@ impl Snapshot {
     }
 
     fn run_resolved<'a, T: Tracer>(&'a self, r: &Resolved<'a>, tracer: &mut T) -> Decision<'a> {
-        let mut d = Decision {
-            outcome: Outcome::Allowed,
-            subject: r.subject,
-            ou: None,
-            roles: SmallVec::new(),
-            operation: r.api_name,
-            rule: None,
-        };
-        let Some(subject) = r.subject.filter(|s| !s.user.trim().is_empty()) else {
-            d.subject = None;
-            d.outcome = Outcome::Unauthenticated;
-            return d;
-        };
+        let (mut d, subject) = begin(r.subject, r.api_name);
+        let Some(subject) = subject else { return d };
         let (access_path, _) = match split_path(r.access_path) {
             Ok(p) => p,
             Err(e) => {
@@ -461,24 +463,13 @@ impl Snapshot {
     }
 
     fn run<'a, T: Tracer>(&'a self, req: &Request<'a>, tracer: &mut T) -> Decision<'a> {
-        let mut d = Decision {
-            outcome: Outcome::Allowed,
-            subject: req.subject,
-            ou: None,
-            roles: SmallVec::new(),
-            operation: "",
-            rule: None,
-        };
         let deny = |mut d: Decision<'a>, why: Denial<'a>| {
             d.outcome = Outcome::Denied(why);
             d
         };
-        // 1. authenticate: no user is no identity
-        let Some(subject) = req.subject.filter(|s| !s.user.trim().is_empty()) else {
-            d.subject = None;
-            d.outcome = Outcome::Unauthenticated;
-            return d;
-        };
+        // 1. authenticate
+        let (mut d, subject) = begin(req.subject, "");
+        let Some(subject) = subject else { return d };
 
         // 2. resolve the operation
         let method = upper_method(req.method);

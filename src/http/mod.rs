@@ -348,17 +348,23 @@ fn header_pairs(headers: &serde_json::Map<String, Value>) -> Result<Vec<(String,
     Ok(out)
 }
 
-async fn check(state: &AppState, request: axum::extract::Request) -> Handled {
+/// The JSON body of a POST to a decision endpoint, or the refusal: 405 for another method,
+/// 400 for a body too large or not the expected JSON.
+async fn posted<T: for<'de> Deserialize<'de>>(request: axum::extract::Request) -> Result<T, Handled> {
     if request.method() != Method::POST {
         let response = (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")]).into_response();
-        return (response, Outcome::Refused { status: 405, reason: "method not allowed" });
+        return Err((response, Outcome::Refused { status: 405, reason: "method not allowed" }));
     }
     let Ok(body) = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES).await else {
-        return malformed("request body is larger than 1 MiB or unreadable");
+        return Err(malformed("request body is larger than 1 MiB or unreadable"));
     };
-    let input: CheckIn = match parse(&body) {
+    parse(&body).map_err(malformed)
+}
+
+async fn check(state: &AppState, request: axum::extract::Request) -> Handled {
+    let input: CheckIn = match posted(request).await {
         Ok(i) => i,
-        Err(e) => return malformed(e),
+        Err(refused) => return refused,
     };
     let headers = match header_pairs(&input.headers) {
         Ok(h) => h,
@@ -390,16 +396,9 @@ pub const SAR_PATH: &str = "/apis/authorization.k8s.io/v1/subjectaccessreviews";
 /// A SubjectAccessReview, answered with its status (always HTTP 200: the answer is in the
 /// status). See [`sar`].
 async fn subject_access_review(state: &AppState, request: axum::extract::Request) -> Handled {
-    if request.method() != Method::POST {
-        let response = (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")]).into_response();
-        return (response, Outcome::Refused { status: 405, reason: "method not allowed" });
-    }
-    let Ok(body) = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES).await else {
-        return malformed("request body is larger than 1 MiB or unreadable");
-    };
-    let review: k8s_openapi::api::authorization::v1::SubjectAccessReview = match parse(&body) {
+    let review: k8s_openapi::api::authorization::v1::SubjectAccessReview = match posted(request).await {
         Ok(r) => r,
-        Err(e) => return malformed(e),
+        Err(refused) => return refused,
     };
     let (status, outcome) = match sar::map(&review.spec) {
         Err(why) => (sar::error(why), Outcome::Refused { status: 400, reason: "the review cannot be read" }),
