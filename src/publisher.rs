@@ -39,6 +39,8 @@ pub struct Publisher {
 
 #[derive(Default)]
 struct Serving {
+    /// The build's report: every object's status.
+    report: Option<Arc<Report>>,
     /// The objects that are not Ready, one line each.
     not_ready: Vec<String>,
     objects: ObjectCounts,
@@ -60,7 +62,8 @@ impl Publisher {
             objects[*kind as usize][usize::from(!status.is_ready())] += 1;
         }
         self.snapshot.store(Some(Arc::new(snapshot)));
-        *self.serving.lock().unwrap_or_else(PoisonError::into_inner) = Serving { not_ready, objects };
+        let report = Some(Arc::new(report.clone()));
+        *self.serving.lock().unwrap_or_else(PoisonError::into_inner) = Serving { report, not_ready, objects };
         self.published_at.store(jiff::Timestamp::now().as_second(), Ordering::Relaxed);
         self.generation.fetch_add(1, Ordering::Relaxed);
         self.problem(RELOAD, None);
@@ -114,6 +117,11 @@ impl Publisher {
     /// The objects of the serving snapshot that are not Ready, one line each.
     pub fn not_ready(&self) -> Vec<String> {
         self.serving.lock().unwrap_or_else(PoisonError::into_inner).not_ready.clone()
+    }
+
+    /// The report of the serving snapshot's build.
+    pub fn report(&self) -> Option<Arc<Report>> {
+        self.serving.lock().unwrap_or_else(PoisonError::into_inner).report.clone()
     }
 
     pub fn objects(&self) -> ObjectCounts {

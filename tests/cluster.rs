@@ -349,9 +349,11 @@ spec:
 /// kube-apiserver with `--authorization-mode=Webhook,RBAC` asks Turnstile (over TLS) about
 /// every request: the DuploCloud deny on jobs holds in prod01 for userA, another user is
 /// allowed, a user Turnstile has no opinion about falls through to RBAC, and a system-wide
-/// deny of everything locks out no system identity.
+/// deny of everything locks out no system identity. With the admission webhook registered,
+/// `kubectl apply` refuses an invalid regex with its reason and warns about a Role that is not
+/// there yet.
 #[test]
-fn kube_apiserver_asks_turnstile() {
+fn kube_apiserver_calls_turnstiles_webhooks() {
     let certs = tempfile::tempdir().unwrap();
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -462,4 +464,49 @@ fn kube_apiserver_asks_turnstile() {
     );
     cluster.kubectl(&["delete", "pset", "lockdown"]);
     t.wait_for(within, "the lockdown to lift", || get("user1-token", "jobs").status.success());
+
+    // The validating admission webhook, as examples/integrations/admission-webhook.yaml, but
+    // reached by URL with the test's CA.
+    use base64::Engine;
+    let ca_bundle = base64::engine::general_purpose::STANDARD.encode(ca.pem());
+    let webhook = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "turnstile"},
+        "webhooks": [{
+            "name": "validate.turnstile.dev", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+            "failurePolicy": "Fail", "timeoutSeconds": 5,
+            "rules": [{"apiGroups": ["turnstile.dev"], "apiVersions": ["v1alpha1"], "operations": ["CREATE", "UPDATE"],
+                       "resources": ["*"], "scope": "Cluster"}],
+            "clientConfig": {"url": format!("https://{addr}/admission/validate"), "caBundle": ca_bundle}
+        }]
+    });
+    cluster.apply_yaml(&webhook.to_string());
+    let apply = |yaml: &str| {
+        use std::io::Write;
+        let mut child = std::process::Command::new(cluster.assets.join("kubectl"))
+            .env("KUBECONFIG", &cluster.kubeconfig)
+            .args(["apply", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(yaml.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let bad = "apiVersion: turnstile.dev/v1alpha1\nkind: PermissionSet\nmetadata: {name: bad-regex}\n\
+               spec:\n  allow: [{apiName: \"GetUser)|(ListUsers\"}]\n";
+    // The webhook registration takes a moment to reach the API server's admission chain.
+    t.wait_for(within, "the webhook to refuse an invalid regex", || !apply(bad).status.success());
+    let refused = apply(bad);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("InvalidRegex") && stderr.contains("GetUser)|(ListUsers"), "{stderr}");
+    assert!(cluster.kubectl_output(&["get", "pset", "bad-regex"]).status.code() != Some(0), "nothing was stored");
+
+    let early = "apiVersion: turnstile.dev/v1alpha1\nkind: UserBinding\nmetadata: {name: early}\n\
+                 spec:\n  subjects: [{kind: User, name: dana}]\n  role: applied-later\n  organizationalUnits: [prod01]\n";
+    let admitted = apply(early);
+    let stderr = String::from_utf8_lossy(&admitted.stderr);
+    assert!(admitted.status.success(), "{stderr}");
+    assert!(stderr.contains("Warning") && stderr.contains("Role `applied-later` does not exist"), "{stderr}");
 }

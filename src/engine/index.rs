@@ -81,6 +81,16 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The Ready OU a resource id belongs to, if one lists it alone.
+    pub fn resource_owner(&self, resource: &str) -> Option<&str> {
+        match self.ous.owner(resource)? {
+            super::ou::Owner::Ou(id) => Some(self.ous.name(id)),
+            _ => None,
+        }
+    }
+}
+
+impl Snapshot {
     /// Validates every definition and compiles the sound ones. `now` decides which bindings
     /// are reported `Expired`; decisions check expiry again at their own time.
     ///

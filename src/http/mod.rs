@@ -26,7 +26,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tower::Service;
 
-use crate::engine::{Answer, Claims, Headers, Request, Snapshot, Subject, split_url};
+use crate::engine::{Answer, Claims, Headers, Report, Request, Snapshot, Subject, split_url};
 use crate::publisher::Publisher;
 
 pub mod authn;
@@ -80,12 +80,19 @@ pub struct AppState {
 }
 
 /// How the server answers, beyond authentication.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Options {
     /// Answer a SubjectAccessReview that no rule allows with `denied`, instead of no opinion
     /// (which leaves it to the next authorizer, RBAC).
     pub sar_hard_deny: bool,
+    /// The admission webhook's check of one object against the serving snapshot and its
+    /// report: `Ok(warnings)` admits, `Err(why)` refuses. `None`: the webhook is off.
+    pub admission: Option<AdmissionCheck>,
 }
+
+/// See [`Options::admission`].
+pub type AdmissionCheck =
+    Arc<dyn Fn(&Value, Option<(&Snapshot, &Report)>) -> Result<Vec<String>, String> + Send + Sync>;
 
 impl AppState {
     pub fn new(publisher: Arc<Publisher>, authn: Arc<Authenticator>) -> Arc<AppState> {
@@ -226,8 +233,38 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/v1/allowed-operations", post(allowed_operations))
         .route("/v1/effective-permissions", post(effective_permissions))
+        .route("/admission/validate", post(admission))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// The validating admission webhook: an AdmissionReview v1 about one of the five kinds,
+/// answered with `allowed`, the refusal's message, and `warnings` (which kubectl prints).
+async fn admission(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    let Ok(review) = serde_json::from_slice::<Value>(&body) else {
+        return bad_request("request body is not an AdmissionReview");
+    };
+    let request = &review["request"];
+    let Some(uid) = request["uid"].as_str() else {
+        return bad_request("the AdmissionReview has no `request.uid`");
+    };
+    let verdict = match (&state.options.admission, &request["object"]) {
+        // A deletion has no object to check; removing an object can only take its grants away
+        // (deny sets included, as any deletion; see the README).
+        (_, Value::Null) => Ok(vec![]),
+        (None, _) => Err("the admission webhook is not configured on this server".to_owned()),
+        (Some(check), object) => {
+            let snapshot = state.publisher.snapshot();
+            let report = state.publisher.report();
+            check(object, snapshot.as_deref().zip(report.as_deref()))
+        }
+    };
+    let response = match verdict {
+        Ok(warnings) => json!({"uid": uid, "allowed": true, "warnings": warnings}),
+        Err(why) => json!({"uid": uid, "allowed": false, "status": {"code": 422, "reason": "Invalid", "message": why}}),
+    };
+    let answer = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response});
+    (StatusCode::OK, axum::Json(answer)).into_response()
 }
 
 /// Objects that are not Ready listed by `/readyz`, at most.

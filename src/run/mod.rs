@@ -51,7 +51,11 @@ where
         let authn = crate::http::authn::Authenticator::new(config.authn).await;
         let publisher = Publisher::new();
         let _guard = source(publisher.clone()).await?;
-        let options = crate::http::Options { sar_hard_deny: args.sar_hard_deny };
+        let admission: crate::http::AdmissionCheck = Arc::new(|object, world| {
+            let world = world.map(|(snapshot, report)| crate::sources::admission::World { snapshot, report });
+            crate::sources::admission::check(object, world, jiff::Timestamp::now())
+        });
+        let options = crate::http::Options { sar_hard_deny: args.sar_hard_deny, admission: Some(admission) };
         let state = crate::http::AppState::with_options(publisher, authn, options);
         if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
             let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)

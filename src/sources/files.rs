@@ -219,7 +219,7 @@ fn each_document(text: &str, mut f: impl FnMut(usize, &str, u64)) -> Option<(usi
     None
 }
 
-fn load_value(origin: Origin, mut value: serde_json::Value, loaded: &mut Loaded) {
+pub fn load_value(origin: Origin, mut value: serde_json::Value, loaded: &mut Loaded) {
     if value.is_null() {
         return;
     }

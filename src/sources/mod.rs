@@ -2,6 +2,7 @@
 //! engine definitions ([`convert`]), a folder of YAML manifests ([`files`]), and the custom
 //! resources of a cluster ([`cluster`]).
 
+pub mod admission;
 pub mod cluster;
 pub mod convert;
 pub mod crd;

@@ -101,7 +101,7 @@ where
             Event::InitApply(object) => relist.get_or_insert_default().push(object.into()),
             Event::InitDone => {
                 let objects = relist.take().unwrap_or_default();
-                let kind = kind_of(&kind);
+                let kind = Kind::parse(&kind).expect("a watched kind is one of the five");
                 tracing::info!(objects = objects.len(), "listed {kind}");
                 shared.update(|store| store.reset(kind, objects));
             }
@@ -123,10 +123,6 @@ fn watch_error(e: &watcher::Error) -> String {
         source = s.source();
     }
     text
-}
-
-fn kind_of(name: &str) -> Kind {
-    Kind::ALL.into_iter().find(|k| k.as_str() == name).expect("a watched kind is one of the five")
 }
 
 /// Rebuilds and publishes the snapshot whenever the store changes or a binding expires, and
