@@ -81,6 +81,25 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The bindings other than `except` that give `user` a role other than `role` on an OU
+    /// overlapping one of `ous`, as `(binding, role)`: the RoleConflict a binding with that
+    /// user, role and OUs would have (DESIGN §2).
+    pub fn role_conflicts(&self, user: &str, role: &str, ous: &[String], except: &str) -> Vec<(&str, &str)> {
+        let ids: Vec<OuId> = ous.iter().filter_map(|o| self.ous.get(o)).collect();
+        let mut out: Vec<(&str, &str)> = Vec::new();
+        for grant in self.by_user.get(user).into_iter().flatten() {
+            let binding = &self.bindings[grant.binding as usize];
+            let Some(other) = binding.role.map(|r| &*self.roles[r as usize].name) else { continue };
+            let overlaps = ids.iter().any(|&id| self.ous.covers(id, grant.ou) || self.ous.covers(grant.ou, id));
+            if other != role && &*binding.name != except && binding.broken.is_none() && overlaps {
+                out.push((&binding.name, other));
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// The Ready OU a resource id belongs to, if one lists it alone.
     pub fn resource_owner(&self, resource: &str) -> Option<&str> {
         match self.ous.owner(resource)? {

@@ -7,7 +7,8 @@
 //! template that does not parse, an empty list, an unknown field, a ServiceAccount subject
 //! without a namespace). What depends on other objects is only warned about, since GitOps
 //! tools apply in any order: a reference to an object that is missing or not Ready, a parent
-//! that would close a cycle, a resource another OU lists, a binding already expired.
+//! that would close a cycle, a resource another OU lists, a role conflict, a binding already
+//! expired; and about allow rules that a deny rule of the same set always beats.
 
 use crate::engine::{
     Definitions, GLOBAL, Kind, OrganizationalUnitDef, PermissionSetDef, Reason, Report, RoleDef, Snapshot,
@@ -50,10 +51,40 @@ pub fn check(
             None => {}
         }
     }
+    warnings.extend(shadowed(&alone));
     if let Some(world) = world {
         warnings.extend(dependencies(kind, &name, &alone, &references, world));
     }
     Ok(warnings)
+}
+
+/// Allow rules of a set that a deny rule of the same set always beats: the deny sets no field
+/// the allow rule leaves out, and each field it sets the allow rule sets to the same pattern,
+/// so whatever the allow rule matches, the deny rule matches too. (Patterns are compared as
+/// written; a deny that is broader only by its regex is not found.)
+fn shadowed(defs: &Definitions) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for set in &defs.permission_sets {
+        for (j, deny) in set.deny.iter().enumerate() {
+            let covers = |allow: &crate::engine::RuleDef| {
+                (deny.resource_type.is_none() || deny.resource_type == allow.resource_type)
+                    && (deny.api_name.is_none() || deny.api_name == allow.api_name)
+                    && (deny.methods.is_none() || deny.methods == allow.methods)
+                    && (deny.paths.is_none() || deny.paths == allow.paths)
+            };
+            for (i, allow) in set.allow.iter().enumerate() {
+                if covers(allow) {
+                    warnings
+                        .push(format!("allow[{i}] can never allow: deny[{j}] of the same set matches all it matches"));
+                }
+            }
+            let everything = deny.resource_type.is_none() && deny.api_name.is_none() && deny.methods.is_none();
+            if everything && deny.paths.is_none() && set.operations.is_some() {
+                warnings.push(format!("`operations` can never allow: deny[{j}] of the same set matches every request"));
+            }
+        }
+    }
+    warnings
 }
 
 /// The objects a definition names, by kind.
@@ -126,6 +157,18 @@ fn dependencies(
                 warnings.push(format!("{k} `{n}` is not Ready: until it is, this {kind} is not Ready"))
             }
             Some(_) => {}
+        }
+    }
+    for b in &alone.user_bindings {
+        let Some(role) = &b.role else { continue };
+        for s in b.subjects.iter().filter(|s| s.kind == crate::engine::SubjectKind::User) {
+            for (other, other_role) in world.snapshot.role_conflicts(&s.name, role, &b.organizational_units, name) {
+                warnings.push(format!(
+                    "user `{}` also gets role `{other_role}` from binding `{other}` on overlapping organizational units \
+                     (RoleConflict)",
+                    s.name
+                ));
+            }
         }
     }
     for ou in &alone.organizational_units {
@@ -213,6 +256,16 @@ mod tests {
         let warnings = check(&taken, world, now()).unwrap();
         assert!(warnings.iter().any(|w| w.contains("`aws-account-1` is already listed by")), "{warnings:?}");
 
+        // alice is backup-admin on accounting (bindings.yaml); read-only on payroll overlaps it.
+        let conflict = object(
+            "UserBinding",
+            "alice-payroll",
+            json!({"subjects": [{"kind": "User", "name": "alice@example.com"}], "role": "read-only",
+                   "organizationalUnits": ["payroll"]}),
+        );
+        let warnings = check(&conflict, world, now()).unwrap();
+        assert!(warnings.iter().any(|w| w.contains("also gets role `backup-admin`")), "{warnings:?}");
+
         let expired = object(
             "UserBinding",
             "old",
@@ -221,6 +274,22 @@ mod tests {
         );
         let warnings = check(&expired, world, now()).unwrap();
         assert!(warnings.iter().any(|w| w.contains("expired")), "{warnings:?}");
+    }
+
+    #[test]
+    fn allow_rules_a_deny_of_the_same_set_always_beats_are_warned_about() {
+        let set = object(
+            "PermissionSet",
+            "s",
+            json!({"operations": ["A"],
+                   "allow": [{"resourceType": "k8s/job", "methods": "GET"}, {"resourceType": "k8s/pod"}],
+                   "deny": [{"resourceType": "k8s/job"}]}),
+        );
+        let warnings = check(&set, None, now()).unwrap();
+        assert_eq!(warnings, ["allow[0] can never allow: deny[0] of the same set matches all it matches"]);
+        let everything = object("PermissionSet", "s", json!({"operations": ["A"], "deny": [{}]}));
+        let warnings = check(&everything, None, now()).unwrap();
+        assert!(warnings[0].starts_with("`operations` can never allow"), "{warnings:?}");
     }
 
     #[test]
