@@ -10,9 +10,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::engine::{Claims, Report, Request, Snapshot, Subject, split_url};
 use crate::sources::{self, files};
 
+/// `0.1.0 (commit abc1234)`: the version and the commit it was built from.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("TURNSTILE_COMMIT"), ")");
+
 /// Turnstile: Kubernetes-native authorization for ingresses, services and the API server.
 #[derive(Debug, Parser)]
-#[command(name = "turnstile", version, about)]
+#[command(name = "turnstile", version = VERSION, about)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -30,12 +33,15 @@ pub enum Command {
     Serve(ServeArgs),
     /// Serve decisions over HTTP from the custom resources of a cluster, and write their status.
     Run(RunArgs),
+    /// Ask a running server's health endpoint; exit 0 when it answers 2xx (for container
+    /// health checks in an image with no curl).
+    Healthcheck(HealthcheckArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Folder (or file) of manifests.
-    #[arg(long, default_value = "examples")]
+    #[arg(long, env = "TURNSTILE_MANIFESTS", default_value = "examples")]
     pub manifests: PathBuf,
     #[command(flatten)]
     pub server: ServerArgs,
@@ -45,36 +51,36 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 pub struct ServerArgs {
     /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "TURNSTILE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: std::net::SocketAddr,
     /// Config file (YAML) with an `authn` section: issuers, claims, trusted headers, anonymous.
-    #[arg(long)]
+    #[arg(long, env = "TURNSTILE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Read `X-Auth-Request-User` / `-Groups` (oauth2-proxy) when no token is sent.
-    #[arg(long)]
+    #[arg(long, env = "TURNSTILE_TRUSTED_HEADERS")]
     pub trusted_headers: bool,
     /// Treat requests without identity as `system:anonymous`.
-    #[arg(long)]
+    #[arg(long, env = "TURNSTILE_ANONYMOUS")]
     pub anonymous: bool,
     /// Serve HTTPS with this certificate chain (PEM); needs `--tls-key`.
-    #[arg(long, requires = "tls_key")]
+    #[arg(long, env = "TURNSTILE_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// Private key (PEM) for `--tls-cert`.
-    #[arg(long, requires = "tls_cert")]
+    #[arg(long, env = "TURNSTILE_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// Threads answering requests [default: one per CPU the process may use]. Fewer leave
     /// room for a proxy or load generator on the same machine.
-    #[arg(long)]
+    #[arg(long, env = "TURNSTILE_WORKERS")]
     pub workers: Option<std::num::NonZeroUsize>,
     /// Answer a SubjectAccessReview that no rule allows with `denied`, instead of no opinion
     /// (which leaves it to the API server's next authorizer, RBAC).
-    #[arg(long)]
+    #[arg(long, env = "TURNSTILE_SAR_HARD_DENY")]
     pub sar_hard_deny: bool,
     /// Log format.
-    #[arg(long, value_enum, default_value_t)]
+    #[arg(long, env = "TURNSTILE_LOG_FORMAT", value_enum, default_value_t)]
     pub log_format: LogFormat,
     /// Log every decision (user, OU, operation, result, deciding rule).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "TURNSTILE_DECISION_LOG", default_value_t = true, action = clap::ArgAction::Set)]
     pub decision_log: bool,
 }
 
@@ -94,7 +100,7 @@ pub struct RunArgs {
     pub identity: Option<String>,
     /// Watch only objects with these labels (`key=value,…`), to run several independent
     /// Turnstiles from one cluster.
-    #[arg(long)]
+    #[arg(long, env = "TURNSTILE_SELECTOR")]
     pub selector: Option<String>,
 }
 
@@ -160,6 +166,13 @@ fn parse_header(s: &str) -> Result<(String, String), String> {
 }
 
 #[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// The endpoint to ask; `https://` is accepted with any certificate (the server's own).
+    #[arg(long, env = "TURNSTILE_HEALTHCHECK_URL", default_value = "http://127.0.0.1:8080/readyz")]
+    pub url: String,
+}
+
+#[derive(Debug, Args)]
 pub struct ValidateArgs {
     /// Folder (or file) of manifests.
     pub dir: PathBuf,
@@ -176,6 +189,30 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Serve(args) => crate::run::files::run(args),
         Command::Run(args) => crate::run::cluster::run(args),
+        Command::Healthcheck(args) => healthcheck(args),
+    }
+}
+
+fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<ExitCode> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let status = runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .timeout(std::time::Duration::from_secs(3))
+            .build()?;
+        anyhow::Ok(client.get(&args.url).send().await?.status())
+    });
+    match status {
+        Ok(s) if s.is_success() => Ok(ExitCode::SUCCESS),
+        Ok(s) => {
+            eprintln!("{}: {s}", args.url);
+            Ok(ExitCode::from(1))
+        }
+        Err(e) => {
+            eprintln!("{}: {e:#}", args.url);
+            Ok(ExitCode::from(1))
+        }
     }
 }
 

@@ -175,7 +175,7 @@ fn crds_prints_the_committed_crds() {
 
 #[test]
 fn every_command_has_help() {
-    for cmd in ["check", "validate", "crds", "serve"] {
+    for cmd in ["check", "validate", "crds", "serve", "run", "healthcheck"] {
         let (code, out, _) = turnstile(&[cmd, "--help"]);
         assert_eq!(code, 0);
         assert!(out.contains("Usage: turnstile"), "{cmd}: {out}");
@@ -290,4 +290,51 @@ async fn serve_speaks_https_with_the_given_certificate() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     panic!("no HTTPS answer: {last:?}");
+}
+
+/// Every `serve` flag can come from a `TURNSTILE_*` variable, as container users expect;
+/// `healthcheck` exits 0 while the server is ready and 1 when nothing answers; `--version`
+/// and `turnstile_build_info` name the commit.
+#[test]
+fn flags_from_the_environment_healthcheck_and_version() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}/readyz");
+    let healthcheck =
+        || Command::new(env!("CARGO_BIN_EXE_turnstile")).args(["healthcheck", "--url", &url]).status().unwrap().code();
+    assert_eq!(healthcheck(), Some(1), "nothing listens yet");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_turnstile"))
+        .arg("serve")
+        .env("TURNSTILE_MANIFESTS", "examples")
+        .env("TURNSTILE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("TURNSTILE_WORKERS", "1")
+        .env("TURNSTILE_LOG_FORMAT", "json")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut up = false;
+    for _ in 0..100 {
+        if healthcheck() == Some(0) {
+            up = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let metrics = Command::new(env!("CARGO_BIN_EXE_turnstile"))
+        .args(["healthcheck", "--url", &format!("http://127.0.0.1:{port}/metrics")])
+        .status()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    assert!(up, "serve configured from the environment answers: {log}");
+    assert!(metrics.success());
+    assert!(log.lines().any(|l| serde_json::from_str::<Value>(l).is_ok()), "TURNSTILE_LOG_FORMAT=json: {log}");
+
+    let (code, out, _) = turnstile(&["--version"]);
+    assert_eq!(code, 0);
+    let commit = Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).output().unwrap();
+    let commit = String::from_utf8(commit.stdout).unwrap();
+    assert!(out.contains(&format!("(commit {})", commit.trim())), "{out}");
 }

@@ -230,6 +230,10 @@ async fn subject_access_reviews_are_answered_in_their_status() {
     assert_eq!(call(addr, "POST", PATH, "{not json").await.status, 400);
     assert_eq!(call(addr, "GET", PATH, "").await.status, 405);
 
+    let metrics = call(addr, "GET", "/metrics", "").await.body;
+    assert!(metrics.contains(&format!("turnstile_build_info{{version=\"{}\"", env!("CARGO_PKG_VERSION"))), "{metrics}");
+    assert!(metrics.contains("turnstile_decisions_total{endpoint=\"sar\",result=\"allowed\"} 1"), "{metrics}");
+
     let empty = start(false).await;
     let s = status(call(empty, "POST", PATH, &review("user1@duplocloud.com", &[], "list", "prod01", "jobs")).await);
     assert_eq!((s["allowed"].as_bool(), s["evaluationError"].as_str()), (Some(false), Some("no index loaded yet")));

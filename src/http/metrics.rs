@@ -50,6 +50,12 @@ pub struct DecisionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: &'static str,
+    pub commit: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ObjectLabels {
     pub kind: &'static str,
     pub ready: &'static str,
@@ -78,6 +84,11 @@ impl Default for Metrics {
         });
         let latency = Histogram::new(exponential_buckets(1e-6, 2.0, 20));
         registry.register("decision_duration_seconds", "Time to decide, after the request is read", latency.clone());
+        let build = Family::<BuildLabels, Gauge>::default();
+        registry.register("build_info", "The version and commit of this binary (always 1)", build.clone());
+        build
+            .get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION"), commit: env!("TURNSTILE_COMMIT") })
+            .set(1);
         let generation = Gauge::default();
         registry.register("index_generation", "Number of indexes published since start", generation.clone());
         let age = Gauge::default();
