@@ -27,7 +27,7 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let client = runtime.block_on(client(&cluster));
     propagation(&cluster, &runtime, &client, if full { 200 } else { 10 });
-    cluster.kubectl(&["delete", "ou,pset,role,ub,apicat", "--all", "--wait=true"]);
+    cluster.kubectl(&["delete", "ou,pset,roles.turnstile.dev,ub,apicat", "--all", "--wait=true"]);
     scale(&cluster, &runtime, &client, if full { &workload::FULL } else { &workload::SMOKE });
 }
 

@@ -49,7 +49,7 @@ fn seeds_decide_as_in_file_mode() {
     let mut runs: Vec<(Vec<&str>, String)> = scenarios::SEEDS.iter().map(|s| (vec![*s], examples(s))).collect();
     runs.push((scenarios::SEEDS.to_vec(), examples("")));
     for (seeds, folder) in runs {
-        cluster.kubectl(&["delete", "ou,pset,role,ub,apicat", "--all", "--wait=true"]);
+        cluster.kubectl(&["delete", "ou,pset,roles.turnstile.dev,ub,apicat", "--all", "--wait=true"]);
         for seed in &seeds {
             cluster.kubectl(&["apply", "-f", &examples(seed)]);
         }
@@ -509,4 +509,84 @@ fn kube_apiserver_calls_turnstiles_webhooks() {
     let stderr = String::from_utf8_lossy(&admitted.stderr);
     assert!(admitted.status.success(), "{stderr}");
     assert!(stderr.contains("Warning") && stderr.contains("Role `applied-later` does not exist"), "{stderr}");
+}
+
+/// A JSON value as a Lua table constructor, as Argo CD hands objects to health scripts.
+fn lua(v: &Value) -> String {
+    match v {
+        Value::Null => "nil".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => serde_json::to_string(s).unwrap(),
+        Value::Array(items) => format!("{{{}}}", items.iter().map(lua).collect::<Vec<_>>().join(", ")),
+        Value::Object(m) => {
+            let fields: Vec<String> = m.iter().map(|(k, v)| format!("[{}] = {}", lua(&json!(k)), lua(v))).collect();
+            format!("{{{}}}", fields.join(", "))
+        }
+    }
+}
+
+/// `(status, message)` of examples/argocd/health.lua on an object, run by Lua 5.1.
+fn argocd_health(object: &Value) -> (String, String) {
+    let script =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/argocd/health.lua")).unwrap();
+    let program = format!(
+        "obj = {}\nlocal function health()\n{script}\nend\nlocal hs = health()\nio.write(hs.status, \"\\n\", tostring(hs.message))\n",
+        lua(object)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("health.lua");
+    std::fs::write(&file, program).unwrap();
+    let out = std::process::Command::new("lua5.1").arg(&file).output().expect("lua5.1 (apt-get install lua5.1)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = String::from_utf8(out.stdout).unwrap();
+    let (status, message) = out.split_once('\n').unwrap();
+    (status.to_owned(), message.to_owned())
+}
+
+/// Argo CD's health for Turnstile resources, run by Lua 5.1 on objects read back from the API
+/// server: Healthy once Ready for the current generation, Degraded with the reason when not
+/// Ready, Progressing while the status is missing or stale. examples/argocd/argocd-cm.yaml
+/// carries the same script for each of the five kinds.
+#[test]
+fn argocd_health_follows_the_status() {
+    let (cluster, _turn) = cluster::shared();
+    cluster.kubectl(&["apply", "-f", &examples("clumio")]);
+    cluster.apply_yaml(
+        "apiVersion: turnstile.dev/v1alpha1\nkind: PermissionSet\nmetadata: {name: broken}\nspec:\n  allow: [{apiName: \"(\"}]\n",
+    );
+    let mut t = start(cluster, "argocd");
+    let object = |kind: &str, name: &str| -> Value {
+        serde_json::from_str(&cluster.kubectl(&["get", kind, name, "-o", "json"])).unwrap()
+    };
+    t.wait_for(SOON, "status on both sets", || {
+        ready(cluster, "pset", "backup-full").0 == "True" && ready(cluster, "pset", "broken").0 == "False"
+    });
+    assert_eq!(argocd_health(&object("pset", "backup-full")).0, "Healthy");
+    assert_eq!(argocd_health(&object("ou", "payroll")).0, "Healthy");
+    let (status, message) = argocd_health(&object("pset", "broken"));
+    assert_eq!(status, "Degraded");
+    assert!(message.starts_with("InvalidRegex: "), "{message}");
+
+    // With Turnstile stopped, an edit leaves the status one generation behind, and a new
+    // object has none.
+    t.kill();
+    cluster.patch("pset", "backup-full", r#"{"spec":{"operations":["ReadAccountBackup"]}}"#);
+    cluster.apply_yaml(
+        "apiVersion: turnstile.dev/v1alpha1\nkind: Role\nmetadata: {name: fresh}\nspec: {permissionSets: []}\n",
+    );
+    let (status, message) = argocd_health(&object("pset", "backup-full"));
+    assert_eq!((status.as_str(), message.as_str()), ("Progressing", "Waiting for Turnstile to index generation 2"));
+    assert_eq!(argocd_health(&object("roles.turnstile.dev", "fresh")).0, "Progressing");
+
+    let script =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/argocd/health.lua")).unwrap();
+    let cm: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/argocd/argocd-cm.yaml")).unwrap(),
+    )
+    .unwrap();
+    for kind in ["OrganizationalUnit", "PermissionSet", "Role", "UserBinding", "ApiCatalog"] {
+        let key = format!("resource.customizations.health.turnstile.dev_{kind}");
+        assert_eq!(cm["data"][&key].as_str(), Some(script.as_str()), "{key} is health.lua");
+    }
 }

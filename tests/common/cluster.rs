@@ -74,7 +74,7 @@ static SERIAL: Mutex<()> = Mutex::new(());
 pub fn shared() -> (&'static Cluster, MutexGuard<'static, ()>) {
     let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let cluster = SHARED.get_or_init(Cluster::start);
-    cluster.kubectl(&["delete", "ou,pset,role,ub,apicat", "--all", "--wait=true"]);
+    cluster.kubectl(&["delete", "ou,pset,roles.turnstile.dev,ub,apicat", "--all", "--wait=true"]);
     (cluster, guard)
 }
 
