@@ -72,6 +72,10 @@ pub struct ServerArgs {
     /// room for a proxy or load generator on the same machine.
     #[arg(long, env = "TURNSTILE_WORKERS")]
     pub workers: Option<std::num::NonZeroUsize>,
+    /// On SIGTERM, fail `/readyz` for this many seconds while still serving, so that endpoints
+    /// drop the pod before its listener closes; then drain and stop.
+    #[arg(long, env = "TURNSTILE_SHUTDOWN_DELAY", default_value_t = 0)]
+    pub shutdown_delay: u64,
     /// Answer a SubjectAccessReview that no rule allows with `denied`, instead of no opinion
     /// (which leaves it to the API server's next authorizer, RBAC).
     #[arg(long, env = "TURNSTILE_SAR_HARD_DENY")]

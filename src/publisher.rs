@@ -32,6 +32,8 @@ pub struct Publisher {
     failures: AtomicU64,
     /// What the serving snapshot says about itself, replaced on every publish.
     serving: Mutex<Serving>,
+    /// Set once the process is shutting down: not ready, while still serving.
+    draining: std::sync::atomic::AtomicBool,
     /// Open problems by source (`reload`, `watch OrganizationalUnit`, …), until that source
     /// recovers.
     problems: Mutex<BTreeMap<String, String>>,
@@ -89,8 +91,18 @@ impl Publisher {
         self.snapshot.load_full()
     }
 
+    /// Ready: a snapshot is published and the process is not shutting down.
     pub fn is_ready(&self) -> bool {
-        self.snapshot.load().is_some()
+        self.snapshot.load().is_some() && !self.is_draining()
+    }
+
+    /// Marks the process as shutting down: `/readyz` fails from now on, decisions go on.
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 
     /// Number of snapshots published so far.

@@ -293,8 +293,8 @@ async fn serve_speaks_https_with_the_given_certificate() {
 }
 
 /// Every `serve` flag can come from a `TURNSTILE_*` variable, as container users expect;
-/// `healthcheck` exits 0 while the server is ready and 1 when nothing answers; `--version`
-/// and `turnstile_build_info` name the commit.
+/// `healthcheck` exits 0 while the server is ready and 1 when nothing answers; a shutdown
+/// delay fails readiness before the listener closes; `--version` names the commit.
 #[test]
 fn flags_from_the_environment_healthcheck_and_version() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -308,6 +308,7 @@ fn flags_from_the_environment_healthcheck_and_version() {
         .env("TURNSTILE_LISTEN", format!("127.0.0.1:{port}"))
         .env("TURNSTILE_WORKERS", "1")
         .env("TURNSTILE_LOG_FORMAT", "json")
+        .env("TURNSTILE_SHUTDOWN_DELAY", "2")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -324,8 +325,20 @@ fn flags_from_the_environment_healthcheck_and_version() {
         .args(["healthcheck", "--url", &format!("http://127.0.0.1:{port}/metrics")])
         .status()
         .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+    // SIGTERM with a shutdown delay: readiness fails at once while requests are still served.
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let status_of = |path: &str| {
+        Command::new(env!("CARGO_BIN_EXE_turnstile"))
+            .args(["healthcheck", "--url", &format!("http://127.0.0.1:{port}{path}")])
+            .status()
+            .unwrap()
+            .code()
+    };
+    assert_eq!(status_of("/readyz"), Some(1), "not ready while shutting down");
+    assert_eq!(status_of("/healthz"), Some(0), "still serving");
+    let exited = child.wait().unwrap();
+    assert!(exited.success(), "{exited}");
     let mut log = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
     assert!(up, "serve configured from the environment answers: {log}");

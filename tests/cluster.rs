@@ -590,3 +590,103 @@ fn argocd_health_follows_the_status() {
         assert_eq!(cm["data"][&key].as_str(), Some(script.as_str()), "{key} is health.lua");
     }
 }
+
+/// `scripts/helm.py` under the Python that has helm-sdkpy (`TURNSTILE_HELM_PYTHON`, else
+/// `scripts/helm-venv.sh` makes one): its JSON output, or its error.
+fn helm(args: &[&str]) -> Result<Value, String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = std::env::var("TURNSTILE_HELM_PYTHON").unwrap_or_else(|_| {
+        let out = std::process::Command::new("bash").arg(root.join("scripts/helm-venv.sh")).output().unwrap();
+        assert!(out.status.success(), "scripts/helm-venv.sh: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    });
+    let out = std::process::Command::new(python).arg(root.join("scripts/helm.py")).args(args).output().unwrap();
+    match out.status.success() {
+        true => Ok(serde_json::from_slice(&out.stdout).unwrap()),
+        false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+    }
+}
+
+/// Real Helm lints the chart and installs it into the API server; every object it renders is
+/// there afterwards, with what the values asked for. (No kubelet runs: pods do not start.)
+#[test]
+fn the_chart_lints_and_installs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let chart = root.join("charts/turnstile");
+    assert_eq!(
+        std::fs::read_to_string(chart.join("crds/turnstile.yaml")).unwrap(),
+        std::fs::read_to_string(root.join("crds/turnstile.yaml")).unwrap(),
+        "the chart's CRDs are crds/turnstile.yaml"
+    );
+    let lint = helm(&["lint", chart.to_str().unwrap()]).unwrap();
+    let messages = lint["Messages"].as_array().unwrap();
+    assert!(messages.iter().all(|m| m["Severity"].as_u64() < Some(2)), "lint: {lint}");
+
+    let (cluster, _turn) = cluster::shared();
+    let kubeconfig = cluster.kubeconfig.to_str().unwrap();
+    let values = json!({
+        "replicaCount": 3, "logFormat": "text", "image": {"repository": "registry.example.com/turnstile", "tag": "t1"},
+        "authn": {"issuers": [{"issuer": "https://sso.example.com", "audiences": ["api"], "discovery": true}]},
+        "tls": {"secretName": "turnstile-tls"}, "leaseName": "chart-lease",
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
+    });
+    let install = |release: &str, values: &Value| {
+        helm(&["install", kubeconfig, "turnstile-system", release, chart.to_str().unwrap(), &values.to_string()])
+    };
+    // values.schema.json refuses a typo before anything is installed.
+    let typo = install("typo", &json!({"replicas": 3})).unwrap_err();
+    assert!(typo.contains("replicas"), "{typo}");
+    let release = install("ts", &values).unwrap();
+    let rendered = release["manifest"].as_str().or(release["Manifest"].as_str()).unwrap_or_default().to_owned();
+    for (kind, namespaced) in [
+        ("Deployment", true),
+        ("Service", true),
+        ("ServiceAccount", true),
+        ("ConfigMap", true),
+        ("PodDisruptionBudget", true),
+        ("Role", true),
+        ("RoleBinding", true),
+        ("ClusterRole", false),
+        ("ClusterRoleBinding", false),
+    ] {
+        assert!(rendered.contains(&format!("kind: {kind}\n")), "the chart renders a {kind}: {release}");
+        let resource = match kind {
+            "Role" => "roles.rbac.authorization.k8s.io".to_owned(),
+            "RoleBinding" => "rolebindings.rbac.authorization.k8s.io".to_owned(),
+            k => k.to_lowercase(),
+        };
+        let name = if kind.starts_with("Role") { "ts-lease" } else { "ts" };
+        let mut get = vec!["get", resource.as_str(), name, "-o", "name"];
+        if namespaced {
+            get.extend(["-n", "turnstile-system"]);
+        }
+        cluster.kubectl(&get);
+    }
+    let deployment: Value =
+        serde_json::from_str(&cluster.kubectl(&["get", "deployment", "ts", "-n", "turnstile-system", "-o", "json"]))
+            .unwrap();
+    let spec = &deployment["spec"]["template"]["spec"];
+    let container = &spec["containers"][0];
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    assert_eq!(container["image"], "registry.example.com/turnstile:t1");
+    assert_eq!(container["resources"]["limits"]["memory"], "256Mi");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["scheme"], "HTTPS");
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(container["securityContext"]["capabilities"]["drop"], json!(["ALL"]));
+    assert_eq!(spec["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(spec["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+    let env = |name: &str| {
+        container["env"].as_array().unwrap().iter().find(|e| e["name"] == name).map(|e| e["value"].clone())
+    };
+    assert_eq!(env("TURNSTILE_LOG_FORMAT"), Some(json!("text")));
+    assert_eq!(env("TURNSTILE_LEASE_NAME"), Some(json!("chart-lease")));
+    assert_eq!(env("TURNSTILE_LEASE_NAMESPACE"), Some(json!("turnstile-system")));
+    assert_eq!(env("TURNSTILE_TLS_CERT"), Some(json!("/etc/turnstile/tls/tls.crt")));
+    let config =
+        cluster.kubectl(&["get", "configmap", "ts", "-n", "turnstile-system", "-o", "jsonpath={.data.config\\.yaml}"]);
+    assert!(config.contains("issuer: https://sso.example.com"), "{config}");
+    helm(&["uninstall", kubeconfig, "turnstile-system", "ts"]).unwrap();
+    assert!(!cluster.kubectl_output(&["get", "deployment", "ts", "-n", "turnstile-system"]).status.success());
+}

@@ -274,6 +274,9 @@ const READYZ_OBJECTS: usize = 50;
 /// problem (the previous index keeps serving), and which objects are not Ready.
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let publisher = &state.publisher;
+    if publisher.is_draining() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
     if !publisher.is_ready() {
         let mut text = String::from("no index loaded yet\n");
         for (source, why) in publisher.problems() {

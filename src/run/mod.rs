@@ -51,6 +51,16 @@ where
         let authn = crate::http::authn::Authenticator::new(config.authn).await;
         let publisher = Publisher::new();
         let _guard = source(publisher.clone()).await?;
+        let delay = std::time::Duration::from_secs(args.shutdown_delay);
+        let draining = publisher.clone();
+        let shutdown = async move {
+            shutdown().await;
+            if !delay.is_zero() {
+                tracing::info!("shutting down: /readyz fails for {delay:?} while requests are still served");
+                draining.drain();
+                tokio::time::sleep(delay).await;
+            }
+        };
         let admission: crate::http::AdmissionCheck = Arc::new(|object, world| {
             let world = world.map(|(snapshot, report)| crate::sources::admission::World { snapshot, report });
             crate::sources::admission::check(object, world, jiff::Timestamp::now())
@@ -64,7 +74,7 @@ where
             let handle = axum_server::Handle::new();
             let stopper = handle.clone();
             tokio::spawn(async move {
-                shutdown().await;
+                shutdown.await;
                 stopper.graceful_shutdown(Some(crate::http::DRAIN_TIMEOUT));
             });
             tracing::info!("serving {what} on https://{}", args.listen);
@@ -77,7 +87,7 @@ where
                 .await
                 .with_context(|| format!("cannot listen on {}", args.listen))?;
             tracing::info!("serving {what} on http://{}", listener.local_addr()?);
-            crate::http::serve(listener, state, crate::http::HEADER_READ_TIMEOUT, shutdown()).await?;
+            crate::http::serve(listener, state, crate::http::HEADER_READ_TIMEOUT, shutdown).await?;
         }
         anyhow::Ok(())
     })?;
