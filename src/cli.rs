@@ -43,6 +43,10 @@ pub struct ServeArgs {
     /// Folder (or file) of manifests.
     #[arg(long, env = "TURNSTILE_MANIFESTS", default_value = "examples")]
     pub manifests: PathBuf,
+    /// Do not publish a folder that holds no Turnstile object (it would deny every request);
+    /// without it, such a folder is published and reported on `/readyz`.
+    #[arg(long, env = "TURNSTILE_REFUSE_EMPTY")]
+    pub refuse_empty: bool,
     #[command(flatten)]
     pub server: ServerArgs,
 }

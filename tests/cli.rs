@@ -351,3 +351,37 @@ fn flags_from_the_environment_healthcheck_and_version() {
     let commit = String::from_utf8(commit.stdout).unwrap();
     assert!(out.contains(&format!("(commit {})", commit.trim())), "{out}");
 }
+
+/// Only regular files are read, each within a size cap: a FIFO or a link to /dev/zero named
+/// `*.yaml`, or an oversized file, is an error naming the file, never a hang or an unbounded
+/// read; `.YAML` counts as `.yaml`.
+#[test]
+fn special_and_oversized_files_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/clumio/roles.yaml"),
+        d.join("ROLES.YAML"),
+    )
+    .unwrap();
+    let validate = || {
+        let out =
+            Command::new("timeout").args(["20", env!("CARGO_BIN_EXE_turnstile"), "validate"]).arg(d).output().unwrap();
+        (out.status.code(), String::from_utf8(out.stdout).unwrap())
+    };
+    let (code, out) = validate();
+    assert!(out.contains("in 1 files"), "an uppercase extension is read: {out}");
+    assert_eq!(code, Some(1), "the roles name sets this folder lacks: {out}");
+
+    assert!(Command::new("mkfifo").arg(d.join("pipe.yaml")).status().unwrap().success());
+    std::os::unix::fs::symlink("/dev/zero", d.join("zero.yml")).unwrap();
+    let big = std::fs::File::create(d.join("big.yaml")).unwrap();
+    big.set_len(turnstile::sources::files::MAX_FILE_BYTES + 1).unwrap();
+    let (code, out) = validate();
+    assert_eq!(code, Some(1), "{out}");
+    for (file, why) in
+        [("pipe.yaml", "not a regular file"), ("zero.yml", "not a regular file"), ("big.yaml", "larger than 32 MiB")]
+    {
+        assert!(out.lines().any(|l| l.contains(file) && l.contains(why)), "{file}: {out}");
+    }
+}

@@ -37,8 +37,8 @@ async fn serve_clumio_copy() -> (tempfile::TempDir, std::net::SocketAddr, notify
         std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
     }
     let state = AppState::new(Publisher::new(), Authenticator::new(AuthnConfig::default()).await);
-    assert!(turnstile::run::files::reload(dir.path(), state.publisher()).is_ok());
-    let _watcher = turnstile::run::files::watch(dir.path().to_owned(), state.publisher().clone()).unwrap();
+    assert!(turnstile::run::files::reload(dir.path(), state.publisher(), false).is_ok());
+    let _watcher = turnstile::run::files::watch(dir.path().to_owned(), state.publisher().clone(), false).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { serve(listener, state, HEADER_READ_TIMEOUT, std::future::pending()).await.unwrap() });
@@ -93,12 +93,38 @@ async fn a_folder_that_does_not_load_leaves_the_server_unready() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("broken.yaml"), "kind: [unclosed").unwrap();
     let state = AppState::new(Publisher::new(), Authenticator::new(AuthnConfig::default()).await);
-    assert!(turnstile::run::files::reload(dir.path(), state.publisher()).is_err());
+    assert!(turnstile::run::files::reload(dir.path(), state.publisher(), false).is_err());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { serve(listener, state, HEADER_READ_TIMEOUT, std::future::pending()).await.unwrap() });
     assert_eq!(common::http(addr, "GET", "/readyz", &[], "").await.status, 503);
     assert_eq!(delete_allowed(addr).await, 403);
+}
+
+/// A folder with no Turnstile object denies everything: published and named on /readyz, or,
+/// with `--refuse-empty`, not published at all; an object arriving clears the warning.
+#[tokio::test]
+async fn an_empty_folder_is_reported_or_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = AppState::new(Publisher::new(), Authenticator::new(AuthnConfig::default()).await);
+    assert_eq!(turnstile::run::files::reload(dir.path(), state.publisher(), true).map_err(|_| ()), Err(()));
+    assert!(!state.publisher().is_ready(), "refused: nothing published");
+    assert_eq!(turnstile::run::files::reload(dir.path(), state.publisher(), false), Ok(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let publisher = state.publisher().clone();
+    tokio::spawn(async move { serve(listener, state, HEADER_READ_TIMEOUT, std::future::pending()).await.unwrap() });
+    let ready = common::http(addr, "GET", "/readyz", &[], "").await;
+    assert_eq!(ready.status, 200);
+    assert!(ready.body.contains("holds no Turnstile objects"), "{}", ready.body);
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/clumio/ous.yaml"),
+        dir.path().join("ous.yaml"),
+    )
+    .unwrap();
+    assert_eq!(turnstile::run::files::reload(dir.path(), &publisher, false), Ok(3));
+    let ready = common::http(addr, "GET", "/readyz", &[], "").await;
+    assert!(!ready.body.contains("holds no Turnstile objects"), "{}", ready.body);
 }
 
 /// The value of one series in the metrics text.

@@ -21,8 +21,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     super::serve(&args.server, &what, |publisher| async move {
         // A folder that does not load leaves the server unready (every decision denies)
         // until a change fixes it.
-        let _ = reload(&args.manifests, &publisher);
-        let watcher = watch(args.manifests.clone(), publisher)
+        let _ = reload(&args.manifests, &publisher, args.refuse_empty);
+        let watcher = watch(args.manifests.clone(), publisher, args.refuse_empty)
             .with_context(|| format!("cannot watch `{}`", args.manifests.display()))?;
         Ok(Box::new(watcher) as super::Guard)
     })
@@ -31,9 +31,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 /// Quiet time after a change before reloading, so an editor's burst of writes is one reload.
 const DEBOUNCE: Duration = Duration::from_millis(200);
 
+/// The `/readyz` source of the empty-folder warning.
+const EMPTY: &str = "manifests";
+
 /// Loads `dir` and publishes it; on a file that cannot be used, keeps what is serving.
-/// Returns the number of objects published.
-pub fn reload(dir: &Path, publisher: &Publisher) -> Result<usize, String> {
+/// A folder with no Turnstile object (a ConfigMap mounted at the wrong path, say) denies every
+/// request: it is logged as an error and named on `/readyz`, and with `refuse_empty` it is not
+/// published at all. Returns the number of objects published.
+pub fn reload(dir: &Path, publisher: &Publisher, refuse_empty: bool) -> Result<usize, String> {
     let loaded = match files::load(dir) {
         Ok(l) => l,
         Err(e) => {
@@ -53,6 +58,17 @@ pub fn reload(dir: &Path, publisher: &Publisher) -> Result<usize, String> {
         publisher.failed(why.clone());
         return Err(why);
     }
+    if loaded.resources.is_empty() {
+        let why = format!("`{}` holds no Turnstile objects: every request is denied", dir.display());
+        tracing::error!("{why}");
+        if refuse_empty {
+            publisher.failed(format!("{why}; not published (--refuse-empty)"));
+            return Err(why);
+        }
+        publisher.problem(EMPTY, Some(why));
+    } else {
+        publisher.problem(EMPTY, None);
+    }
     let (snapshot, report) = Snapshot::build(&loaded.definitions(), jiff::Timestamp::now());
     for (kind, name, p) in report.errors() {
         tracing::warn!("{kind}/{name} is not ready: {p}");
@@ -66,7 +82,7 @@ pub fn reload(dir: &Path, publisher: &Publisher) -> Result<usize, String> {
 }
 
 /// Reloads `dir` whenever something under it changes. Keep the returned watcher alive.
-pub fn watch(dir: PathBuf, publisher: Arc<Publisher>) -> notify::Result<RecommendedWatcher> {
+pub fn watch(dir: PathBuf, publisher: Arc<Publisher>, refuse_empty: bool) -> notify::Result<RecommendedWatcher> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if event.is_ok_and(|e| !e.kind.is_access()) {
@@ -85,7 +101,7 @@ pub fn watch(dir: PathBuf, publisher: Arc<Publisher>) -> notify::Result<Recommen
                 }
             }
             let (dir, publisher) = (dir.clone(), publisher.clone());
-            let _ = tokio::task::spawn_blocking(move || reload(&dir, &publisher)).await;
+            let _ = tokio::task::spawn_blocking(move || reload(&dir, &publisher, refuse_empty)).await;
         }
     });
     Ok(watcher)

@@ -1,4 +1,5 @@
-//! File mode: every `*.yaml` / `*.yml` file under a folder (recursively, in path order),
+//! File mode: every `*.yaml` / `*.yml` file (any case) under a folder (recursively, in path
+//! order; regular files only, each at most 32 MiB),
 //! multi-document. Documents of other API groups are skipped with a note, unless they look
 //! like ours (`looks_like_ours`); a document that cannot be used is reported with its file,
 //! position and object, and left out. A field its
@@ -21,7 +22,7 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Where a document was found: file and 1-based position in it.
+/// Where a document was found: file and 1-based position in it (0: the file as a whole).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Origin {
     pub file: PathBuf,
@@ -30,7 +31,11 @@ pub struct Origin {
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (document {})", self.file.display(), self.document)
+        match self.document {
+            // The file as a whole.
+            0 => write!(f, "{}", self.file.display()),
+            n => write!(f, "{} (document {n})", self.file.display()),
+        }
     }
 }
 
@@ -86,23 +91,72 @@ impl Loaded {
     }
 }
 
-/// Loads every manifest under `dir` (or the single file `dir`).
+/// Largest manifest file read; a larger one is a load problem.
+pub const MAX_FILE_BYTES: u64 = 32 << 20;
+/// Largest total of manifest files read from one folder.
+pub const MAX_TOTAL_BYTES: u64 = 256 << 20;
+
+/// Loads every manifest under `dir` (or the single file `dir`). Only regular files are read
+/// (a symlink counts as what it points to): a FIFO, a device or a socket named `*.yaml`, or a
+/// file over [`MAX_FILE_BYTES`] (or past [`MAX_TOTAL_BYTES`] in all), is a load problem that
+/// names the file, never a hang or an unbounded read.
 pub fn load(dir: &Path) -> Result<Loaded> {
     let mut files = Vec::new();
     collect(dir, &mut files)?;
     files.sort();
     let mut loaded = Loaded { files: files.len(), ..Default::default() };
+    let mut total = 0u64;
     for file in files {
-        let text = std::fs::read_to_string(&file).map_err(|source| Error::Io { path: file.clone(), source })?;
-        load_str(&file, &text, &mut loaded);
+        match read_capped(&file, MAX_TOTAL_BYTES.saturating_sub(total)) {
+            Ok(text) => {
+                total += text.len() as u64;
+                load_str(&file, &text, &mut loaded);
+            }
+            Err(Unreadable::Io(source)) => return Err(Error::Io { path: file, source }),
+            Err(Unreadable::Refused(why)) => {
+                loaded.problems.push(LoadProblem { origin: Origin { file, document: 0 }, object: None, message: why })
+            }
+        }
     }
     Ok(loaded)
+}
+
+enum Unreadable {
+    Io(std::io::Error),
+    /// Not read, and why.
+    Refused(String),
+}
+
+/// A regular file's text, refused when it is not a regular file or holds more than
+/// [`MAX_FILE_BYTES`] (or `budget`, what is left of [`MAX_TOTAL_BYTES`]).
+fn read_capped(path: &Path, budget: u64) -> std::result::Result<String, Unreadable> {
+    use std::io::Read;
+    // Checked before opening: opening a FIFO blocks until a writer appears.
+    let meta = std::fs::metadata(path).map_err(Unreadable::Io)?;
+    if !meta.is_file() {
+        return Err(Unreadable::Refused("not a regular file (a FIFO, device or socket?); it was not read".into()));
+    }
+    let cap = MAX_FILE_BYTES.min(budget);
+    let file = std::fs::File::open(path).map_err(Unreadable::Io)?;
+    let mut bytes = Vec::new();
+    file.take(cap + 1).read_to_end(&mut bytes).map_err(Unreadable::Io)?;
+    if bytes.len() as u64 > cap {
+        let why = match cap < MAX_FILE_BYTES {
+            true => format!(
+                "the folder's manifests hold more than {} MiB in all; this file was not read",
+                MAX_TOTAL_BYTES >> 20
+            ),
+            false => format!("larger than {} MiB; it was not read", MAX_FILE_BYTES >> 20),
+        };
+        return Err(Unreadable::Refused(why));
+    }
+    String::from_utf8(bytes).map_err(|_| Unreadable::Refused("not UTF-8 text".into()))
 }
 
 fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     let io = |source| Error::Io { path: path.to_owned(), source };
     let meta = std::fs::metadata(path).map_err(io)?;
-    if meta.is_file() {
+    if !meta.is_dir() {
         out.push(path.to_owned());
         return Ok(());
     }
@@ -113,9 +167,14 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         if hidden {
             continue;
         }
+        // Not followed when a symlink: a link to a parent folder would loop.
         if entry.file_type().map_err(io)?.is_dir() {
             collect(&p, out)?;
-        } else if p.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+        } else if p
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"))
+        {
             out.push(p);
         }
     }
