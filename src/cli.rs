@@ -183,7 +183,11 @@ pub struct HealthcheckArgs {
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
     /// Folder (or file) of manifests.
-    pub dir: PathBuf,
+    #[arg(required_unless_present = "manifests", conflicts_with = "manifests")]
+    pub dir: Option<PathBuf>,
+    /// The same, as the other commands take it.
+    #[arg(long)]
+    pub manifests: Option<PathBuf>,
 }
 
 /// Runs a parsed command line.
@@ -301,7 +305,8 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
-    let (loaded, _, report) = load(&args.dir)?;
+    let dir = args.dir.or(args.manifests).expect("clap requires one");
+    let (loaded, _, report) = load(&dir)?;
     let mut out = std::io::stdout().lock();
     for note in &loaded.notes {
         writeln!(out, "note: {note}")?;

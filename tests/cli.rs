@@ -385,3 +385,13 @@ fn special_and_oversized_files_are_refused_by_name() {
         assert!(out.lines().any(|l| l.contains(file) && l.contains(why)), "{file}: {out}");
     }
 }
+
+/// `validate` takes its folder as the other commands do, too.
+#[test]
+fn validate_accepts_manifests_like_the_other_commands() {
+    let (code, out, _) = turnstile(&["validate", "--manifests", "examples/clumio"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("0 errors"), "{out}");
+    let (code, _, err) = turnstile(&["validate"]);
+    assert_eq!(code, 2, "a folder is required: {err}");
+}

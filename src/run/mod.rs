@@ -100,7 +100,9 @@ fn init_logging(format: LogFormat, decisions: bool) {
     if !decisions {
         filter = filter.add_directive("turnstile::decision=off".parse().expect("a valid directive"));
     }
-    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    // Colour only on a terminal: codes in a file or a log collector are noise.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(ansi).with_env_filter(filter);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
