@@ -99,6 +99,13 @@ async fn no_identity_is_401_and_malformed_input_is_400() {
     .await;
     assert_eq!(r.status, 400);
     assert!(r.body.contains("given twice"), "{}", r.body);
+    // A repeated JSON key: serde keeps the last, a service behind the proxy may keep the first.
+    let twice = r#"{"subject": {"user": "u"}, "method": "GET", "path": "/x", "body": {"ws": "a", "ws": "b"}}"#;
+    let r = call(addr, "POST", "/v1/check", twice).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("key `ws` is given twice"), "{}", r.body);
+    let r = call(addr, "POST", "/authz/envoy/workspaces", r#"{"ws": "a", "ws": "b"}"#).await;
+    assert_eq!((r.status, r.header("x-auth-reason")), (403, Some("the JSON body names a key twice")), "{}", r.body);
     let r = check(addr, json!({"subject": {"user": "u"}, "method": "GET", "path": "/x", "extra": 1})).await;
     assert_eq!(r.status, 400);
     let r = call(addr, "GET", "/v1/check", "").await;

@@ -345,7 +345,60 @@ fn malformed(message: impl Into<String>) -> Handled {
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, String> {
+    unique_keys(body).map_err(|e| format!("request body is not valid: {e}"))?;
     serde_json::from_slice(body).map_err(|e| format!("request body is not valid: {e}"))
+}
+
+/// Checks that no JSON object in `body` names a key twice. serde_json keeps the last value of
+/// a repeated key, while another reader of the same body (the upstream behind a proxy) may
+/// keep the first: a `j()` extractor must not decide on a value the service does not act on.
+fn unique_keys(body: &[u8]) -> Result<(), serde_json::Error> {
+    use serde::de::{Deserializer, Error, MapAccess, SeqAccess, Visitor};
+    struct Unique;
+    impl<'de> Deserialize<'de> for Unique {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Unique, D::Error> {
+            d.deserialize_any(Unique)
+        }
+    }
+    impl<'de> Visitor<'de> for Unique {
+        type Value = Unique;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Unique, A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if !seen.insert(key.clone()) {
+                    return Err(A::Error::custom(format!("key `{key}` is given twice")));
+                }
+                map.next_value::<Unique>()?;
+            }
+            Ok(Unique)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Unique, A::Error> {
+            while seq.next_element::<Unique>()?.is_some() {}
+            Ok(Unique)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+        fn visit_unit<E>(self) -> Result<Unique, E> {
+            Ok(Unique)
+        }
+    }
+    serde_json::from_slice::<Unique>(body).map(|_| ())
 }
 
 #[derive(Deserialize)]
@@ -569,6 +622,9 @@ async fn envoy(state: &AppState, request: axum::extract::Request) -> Handled {
     let original = Original { method: method.as_str(), host, path: &path };
     // A body that is not JSON leaves `j()` extractors without input: they deny.
     let json = (!body.is_empty()).then(|| serde_json::from_slice::<Value>(&body).ok()).flatten();
+    if json.is_some() && unique_keys(&body).is_err() {
+        return refuse("the JSON body names a key twice");
+    }
     decide_proxied(state, &headers, original, json.as_ref()).await
 }
 
