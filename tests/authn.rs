@@ -292,6 +292,11 @@ async fn proxy_adapters_decide_the_original_request() {
     assert!(head.contains("x-auth-reason: no permission set allows `deletepolicydefinition`"), "{head}");
     let (status, _) = nginx("GET", list, Some(bob.clone()), "r-and-d").await;
     assert_eq!(status, 403, "bob's binding is on accounting only");
+    // The scheme is case-insensitive (RFC 7235); another scheme is no bearer token.
+    let shouted = bob.replacen("Bearer", "BEARER", 1);
+    assert_eq!(nginx("GET", list, Some(shouted), "accounting").await.0, 200);
+    let basic = bob.replacen("Bearer", "Basic", 1);
+    assert_eq!(nginx("GET", list, Some(basic), "accounting").await.0, 401);
     let (status, head) = nginx("GET", list, None, "accounting").await;
     assert_eq!(status, 401);
     assert!(head.contains("www-authenticate: bearer"), "{head}");

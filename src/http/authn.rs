@@ -391,11 +391,11 @@ impl Authenticator {
     pub async fn identify(&self, headers: &axum::http::HeaderMap) -> Result<Arc<Identity>, AuthnError> {
         if let Some(auth) = headers.get(axum::http::header::AUTHORIZATION) {
             let auth = auth.to_str().map_err(|_| AuthnError::Malformed)?;
-            let token = auth
-                .strip_prefix("Bearer ")
-                .or_else(|| auth.strip_prefix("bearer "))
-                .ok_or(AuthnError::Malformed)?
-                .trim();
+            // The scheme name is case-insensitive (RFC 7235 §2.1): `BEARER` is `Bearer`.
+            let token = match auth.split_once(' ') {
+                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+                _ => return Err(AuthnError::Malformed),
+            };
             return self.verify(token).await;
         }
         if self.config.trusted_headers
