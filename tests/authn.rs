@@ -55,6 +55,8 @@ struct Jwks {
     url: String,
     keys: Arc<Mutex<Value>>,
     fetches: Arc<AtomicUsize>,
+    /// The `issuer` the discovery document names; by default the server's own URL.
+    discovered_issuer: Arc<Mutex<Option<String>>>,
 }
 
 async fn serve_jwks(initial: Value) -> Jwks {
@@ -62,13 +64,15 @@ async fn serve_jwks(initial: Value) -> Jwks {
     let fetches = Arc::new(AtomicUsize::new(0));
     let (k, f) = (keys.clone(), fetches.clone());
     let base = Arc::new(Mutex::new(String::new()));
-    let b = base.clone();
+    let discovered_issuer = Arc::new(Mutex::new(None::<String>));
+    let (b, named) = (base.clone(), discovered_issuer.clone());
     let app = axum::Router::new()
         .route(
             "/.well-known/openid-configuration",
             axum::routing::get(move || {
-                let b = b.clone();
-                async move { axum::Json(json!({"issuer": ISSUER, "jwks_uri": format!("{}/jwks", b.lock().unwrap())})) }
+                let base = b.lock().unwrap().clone();
+                let issuer = named.lock().unwrap().clone().unwrap_or_else(|| base.clone());
+                async move { axum::Json(json!({"issuer": issuer, "jwks_uri": format!("{base}/jwks")})) }
             }),
         )
         .route(
@@ -85,7 +89,7 @@ async fn serve_jwks(initial: Value) -> Jwks {
     *base.lock().unwrap() = format!("http://{}", listener.local_addr().unwrap());
     let url = format!("http://{}/jwks", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Jwks { url, keys, fetches }
+    Jwks { url, keys, fetches, discovered_issuer }
 }
 
 fn config(jwks_url: &str, refresh: u64) -> AuthnConfig {
@@ -200,6 +204,16 @@ async fn keys_are_found_by_oidc_discovery() {
     c["iss"] = json!(issuer);
     assert_eq!(authn.verify(&rs256(&k, "rsa-1", &c)).await.unwrap().user, "dora");
     assert_eq!(jwks.fetches.load(Ordering::SeqCst), 1);
+
+    // A discovery document that names another issuer is not believed: its keys are not used.
+    *jwks.discovered_issuer.lock().unwrap() = Some("https://elsewhere.example.com".into());
+    let mut cfg = config(&jwks.url, 3600);
+    cfg.issuers[0].issuer = issuer.clone();
+    cfg.issuers[0].jwks_url = None;
+    cfg.issuers[0].discovery = true;
+    let authn = Authenticator::new(cfg).await;
+    assert!(authn.verify(&rs256(&k, "rsa-1", &c)).await.is_err());
+    assert_eq!(jwks.fetches.load(Ordering::SeqCst), 1, "the keys were never fetched");
 }
 
 #[tokio::test]

@@ -225,6 +225,7 @@ impl quick_cache::Weighter<Box<str>, Verified> for TokenWeight {
 
 #[derive(Deserialize)]
 struct Discovery {
+    issuer: String,
     jwks_uri: String,
 }
 
@@ -266,6 +267,11 @@ impl Authenticator {
             (None, true) => {
                 let well_known = format!("{}/.well-known/openid-configuration", c.issuer.trim_end_matches('/'));
                 let d: Discovery = self.get_json(&well_known).await?;
+                // OpenID Connect Discovery 1.0 §4.3: the document must name the issuer it was
+                // fetched for, or its keys could be anyone's.
+                if d.issuer.trim_end_matches('/') != c.issuer.trim_end_matches('/') {
+                    return Err(format!("`{well_known}` names issuer `{}`, not `{}`", d.issuer, c.issuer));
+                }
                 d.jwks_uri
             }
             (None, false) => return Err("no `jwksFile`, `jwksUrl` or `discovery`".into()),
