@@ -1,5 +1,6 @@
 //! The `turnstile` commands (DESIGN §6).
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -281,7 +282,7 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     };
     let mut answer = decision.answer();
     answer.trace = trace;
-    let mut out = std::io::stdout().lock();
+    let mut out = String::new();
     match args.output {
         Output::Json => writeln!(out, "{}", serde_json::to_string_pretty(&answer)?)?,
         Output::Text => {
@@ -301,13 +302,23 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    emit(&out)?;
     Ok(if answer.allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Writes a command's output to stdout. A reader that stops early (`| head`) is not an error:
+/// the exit code still says what the command found.
+fn emit(text: &str) -> std::io::Result<()> {
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
 }
 
 fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let dir = args.dir.or(args.manifests).expect("clap requires one");
     let (loaded, _, report) = load(&dir)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = String::new();
     for note in &loaded.notes {
         writeln!(out, "note: {note}")?;
     }
@@ -337,5 +348,6 @@ fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         loaded.resources.len(),
         loaded.files
     )?;
+    emit(&out)?;
     Ok(if errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

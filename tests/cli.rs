@@ -394,4 +394,26 @@ fn validate_accepts_manifests_like_the_other_commands() {
     assert!(out.contains("0 errors"), "{out}");
     let (code, _, err) = turnstile(&["validate"]);
     assert_eq!(code, 2, "a folder is required: {err}");
+    let (code, _, err) = turnstile(&["validate", "no-such-folder"]);
+    assert_eq!(code, 2);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "the cause is said once: {err}");
+}
+
+/// A reader that stops early (`check … | head`) is not an error: the exit code still says
+/// what `check` decided, and nothing is said about a broken pipe.
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_turnstile"))
+        .args(["check", "--manifests", "examples", "--user", "bob@example.com", "--ou", "accounting"])
+        .args(["--method", "DELETE", "--url", "https://api.example.com/api/v1/policy-definitions/p-1", "--explain"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "denied: {stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
 }

@@ -16,8 +16,10 @@ use crate::engine::{Definitions, Kind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read `{}`: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    // The cause is part of the message, and deliberately not a `source`: an error chain
+    // printed whole (`{:#}`) would repeat it.
+    #[error("cannot read `{}`: {error}", path.display())]
+    Io { path: PathBuf, error: std::io::Error },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -112,7 +114,7 @@ pub fn load(dir: &Path) -> Result<Loaded> {
                 total += text.len() as u64;
                 load_str(&file, &text, &mut loaded);
             }
-            Err(Unreadable::Io(source)) => return Err(Error::Io { path: file, source }),
+            Err(Unreadable::Io(error)) => return Err(Error::Io { path: file, error }),
             Err(Unreadable::Refused(why)) => {
                 loaded.problems.push(LoadProblem { origin: Origin { file, document: 0 }, object: None, message: why })
             }
@@ -154,7 +156,7 @@ fn read_capped(path: &Path, budget: u64) -> std::result::Result<String, Unreadab
 }
 
 fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let io = |source| Error::Io { path: path.to_owned(), source };
+    let io = |error| Error::Io { path: path.to_owned(), error };
     let meta = std::fs::metadata(path).map_err(io)?;
     if !meta.is_dir() {
         out.push(path.to_owned());
