@@ -30,22 +30,13 @@ pub struct Publisher {
     published_at: AtomicI64,
     /// Updates a source could not publish (the previous snapshot kept serving).
     failures: AtomicU64,
-    /// What the serving snapshot says about itself, replaced on every publish.
-    serving: Mutex<Serving>,
+    /// The serving snapshot's build report (every object's status), replaced on every publish.
+    report: ArcSwapOption<Report>,
     /// Set once the process is shutting down: not ready, while still serving.
     draining: std::sync::atomic::AtomicBool,
     /// Open problems by source (`reload`, `watch OrganizationalUnit`, …), until that source
     /// recovers.
     problems: Mutex<BTreeMap<String, String>>,
-}
-
-#[derive(Default)]
-struct Serving {
-    /// The build's report: every object's status.
-    report: Option<Arc<Report>>,
-    /// The objects that are not Ready, one line each.
-    not_ready: Vec<String>,
-    objects: ObjectCounts,
 }
 
 /// Why a source could not publish its last update, reported by that source.
@@ -58,14 +49,8 @@ impl Publisher {
 
     /// Publishes a snapshot and the report of its build, and clears the [`RELOAD`] problem.
     pub fn publish(&self, snapshot: Snapshot, report: &Report) {
-        let not_ready = report.errors().map(|(kind, name, p)| format!("{kind}/{name}: {p}")).collect();
-        let mut objects = ObjectCounts::default();
-        for ((kind, _), status) in &report.objects {
-            objects[*kind as usize][usize::from(!status.is_ready())] += 1;
-        }
         self.snapshot.store(Some(Arc::new(snapshot)));
-        let report = Some(Arc::new(report.clone()));
-        *self.serving.lock().unwrap_or_else(PoisonError::into_inner) = Serving { report, not_ready, objects };
+        self.report.store(Some(Arc::new(report.clone())));
         self.published_at.store(jiff::Timestamp::now().as_second(), Ordering::Relaxed);
         self.generation.fetch_add(1, Ordering::Relaxed);
         self.problem(RELOAD, None);
@@ -128,16 +113,22 @@ impl Publisher {
 
     /// The objects of the serving snapshot that are not Ready, one line each.
     pub fn not_ready(&self) -> Vec<String> {
-        self.serving.lock().unwrap_or_else(PoisonError::into_inner).not_ready.clone()
+        let Some(report) = self.report() else { return Vec::new() };
+        report.errors().map(|(kind, name, p)| format!("{kind}/{name}: {p}")).collect()
     }
 
     /// The report of the serving snapshot's build.
     pub fn report(&self) -> Option<Arc<Report>> {
-        self.serving.lock().unwrap_or_else(PoisonError::into_inner).report.clone()
+        self.report.load_full()
     }
 
+    /// Objects of the serving snapshot by kind, Ready and not.
     pub fn objects(&self) -> ObjectCounts {
-        self.serving.lock().unwrap_or_else(PoisonError::into_inner).objects
+        let mut objects = ObjectCounts::default();
+        for ((kind, _), status) in self.report().iter().flat_map(|r| &r.objects) {
+            objects[*kind as usize][usize::from(!status.is_ready())] += 1;
+        }
+        objects
     }
 }
 

@@ -58,7 +58,8 @@ pub fn map(spec: &SubjectAccessReviewSpec) -> Result<Mapped, String> {
     let nonempty = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(str::to_owned);
     match (&spec.resource_attributes, &spec.non_resource_attributes) {
         (Some(r), _) => {
-            let verb = nonempty(&r.verb).ok_or("the review has no verb")?;
+            // Kubernetes verbs are lowercase; `Create` must not escape a rule on POST or `create`.
+            let verb = nonempty(&r.verb).ok_or("the review has no verb")?.to_ascii_lowercase();
             let resource = nonempty(&r.resource).ok_or("the review has no resource")?;
             let namespace = nonempty(&r.namespace);
             let name = nonempty(&r.name);
@@ -92,7 +93,7 @@ pub fn map(spec: &SubjectAccessReviewSpec) -> Result<Mapped, String> {
             })
         }
         (None, Some(n)) => {
-            let verb = nonempty(&n.verb).ok_or("the review has no verb")?;
+            let verb = nonempty(&n.verb).ok_or("the review has no verb")?.to_ascii_lowercase();
             let path = nonempty(&n.path).ok_or("the review has no path")?;
             if !path.starts_with('/') {
                 return Err(format!("the review's path `{path}` does not start with `/`"));
@@ -216,9 +217,11 @@ mod tests {
             ("impersonate", "IMPERSONATE"),
             ("use", "USE"),
             ("*", "*"),
+            ("Create", "POST"),
+            ("DELETE", "DELETE"),
         ] {
             let m = map(&resource(verb, "prod01", "jobs", "", "")).unwrap();
-            assert_eq!((m.method.as_str(), m.verb.as_str()), (method, verb));
+            assert_eq!((m.method.as_str(), m.verb.as_str()), (method, verb.to_ascii_lowercase().as_str()));
         }
     }
 

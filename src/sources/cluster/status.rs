@@ -73,9 +73,12 @@ pub async fn write(
             let store = shared.store();
             written.retain(|(kind, name), _| store.get(*kind, name).is_some());
             let updates = store.objects().filter_map(|object| update(object, &built));
+            // Compared without transition times: until the watch brings a written status
+            // back, the next build computes it again with a later time, and writing that
+            // would move `lastTransitionTime` a second time for one transition.
             let fresh = |u: &Update| {
                 let last = written.get(&(u.kind, u.name.clone()));
-                !last.is_some_and(|(g, s)| *g == u.generation && *s == u.status)
+                !last.is_some_and(|(g, s)| *g == u.generation && same_but_times(s, &u.status))
             };
             updates.filter(fresh).collect()
         };
@@ -102,6 +105,20 @@ pub async fn write(
             }
         }
     }
+}
+
+/// Whether two statuses differ at most in their conditions' `lastTransitionTime`.
+fn same_but_times(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(conditions) = v.get_mut("conditions").and_then(Value::as_array_mut) {
+            for c in conditions.iter_mut().filter_map(Value::as_object_mut) {
+                c.remove("lastTransitionTime");
+            }
+        }
+        v
+    };
+    strip(a) == strip(b)
 }
 
 /// Writes one status, and records its Event if it has one.
@@ -184,4 +201,21 @@ async fn patch(client: &Client, u: &Update) -> kube::Result<()> {
     let body = json!({ "apiVersion": resource.api_version, "kind": resource.kind, "status": u.status });
     api.patch_status(&u.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(body)).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::same_but_times;
+
+    #[test]
+    fn statuses_are_compared_without_transition_times() {
+        let at = |t: &str, status: &str| json!({"observedGeneration": 2, "conditions": [{"type": "Ready", "status": status, "lastTransitionTime": t}]});
+        assert!(same_but_times(&at("2026-01-01T00:00:00Z", "False"), &at("2026-01-01T00:00:05Z", "False")));
+        assert!(!same_but_times(&at("2026-01-01T00:00:00Z", "False"), &at("2026-01-01T00:00:00Z", "True")));
+        let mut other = at("2026-01-01T00:00:00Z", "False");
+        other["observedGeneration"] = json!(3);
+        assert!(!same_but_times(&at("2026-01-01T00:00:00Z", "False"), &other));
+    }
 }
