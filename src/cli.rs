@@ -77,6 +77,12 @@ pub struct ServerArgs {
     /// room for a proxy or load generator on the same machine.
     #[arg(long, env = "TURNSTILE_WORKERS")]
     pub workers: Option<std::num::NonZeroUsize>,
+    /// Close a connection after this many seconds with no traffic and no request being answered.
+    #[arg(long, env = "TURNSTILE_IDLE_TIMEOUT", default_value_t = crate::http::IDLE_TIMEOUT.as_secs())]
+    pub idle_timeout: u64,
+    /// Connections open at once; at the cap, the longest-idle one is closed for a newcomer.
+    #[arg(long, env = "TURNSTILE_MAX_CONNECTIONS", default_value_t = crate::http::MAX_CONNECTIONS)]
+    pub max_connections: usize,
     /// On SIGTERM, fail `/readyz` for this many seconds while still serving, so that endpoints
     /// drop the pod before its listener closes; then drain and stop.
     #[arg(long, env = "TURNSTILE_SHUTDOWN_DELAY", default_value_t = 0)]

@@ -246,7 +246,7 @@ fn serve_answers_logs_each_decision_and_stops_on_sigterm() {
 }
 
 #[tokio::test]
-async fn serve_speaks_https_with_the_given_certificate() {
+async fn serve_speaks_https_and_picks_up_a_renewed_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     let (cert_path, key_path) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
@@ -277,19 +277,37 @@ async fn serve_speaks_https_with_the_given_certificate() {
     let url = format!("https://localhost:{port}/v1/check");
     let body = serde_json::json!({"subject": {"user": "bob@example.com"}, "ou": "accounting", "method": "GET",
                                   "host": "api.example.com", "path": "/api/v1/policy-definitions"});
-    let mut last = None;
-    for _ in 0..100 {
-        match client.post(&url).json(&body).send().await {
-            Ok(r) => {
-                assert_eq!(r.status(), 200);
-                assert_eq!(r.headers()["x-auth-user"], "bob@example.com");
-                return;
+    let answered = async |client: &reqwest::Client| {
+        let mut last = None;
+        for _ in 0..100 {
+            match client.post(&url).json(&body).send().await {
+                Ok(r) => {
+                    assert_eq!(r.status(), 200);
+                    assert_eq!(r.headers()["x-auth-user"], "bob@example.com");
+                    return;
+                }
+                Err(e) => last = Some(e),
             }
-            Err(e) => last = Some(e),
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        panic!("no HTTPS answer: {last:?}");
+    };
+    answered(&client).await;
+
+    // A renewed certificate, written as a mounted Secret is (a new file renamed over the old),
+    // is served to new connections without a restart.
+    let renewed = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    for (path, pem) in [(&key_path, renewed.signing_key.serialize_pem()), (&cert_path, renewed.cert.pem())] {
+        let temporary = dir.path().join("incoming");
+        std::fs::write(&temporary, pem).unwrap();
+        std::fs::rename(&temporary, path).unwrap();
     }
-    panic!("no HTTPS answer: {last:?}");
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(renewed.cert.pem().as_bytes()).unwrap())
+        .resolve("localhost", addr)
+        .build()
+        .unwrap();
+    answered(&client).await;
 }
 
 /// Every `serve` flag can come from a `TURNSTILE_*` variable, as container users expect;

@@ -8,7 +8,7 @@ use common::{Reply, http};
 use serde_json::{Value, json};
 use turnstile::engine::Snapshot;
 use turnstile::http::authn::{Authenticator, AuthnConfig};
-use turnstile::http::{AppState, HEADER_READ_TIMEOUT, serve};
+use turnstile::http::{AppState, ServerOptions, serve};
 use turnstile::publisher::Publisher;
 use turnstile::sources::files;
 
@@ -22,7 +22,9 @@ async fn start(examples: bool) -> std::net::SocketAddr {
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { serve(listener, state, HEADER_READ_TIMEOUT, std::future::pending()).await.unwrap() });
+    tokio::spawn(
+        async move { serve(listener, state, ServerOptions::default(), std::future::pending()).await.unwrap() },
+    );
     addr
 }
 
@@ -189,8 +191,8 @@ async fn a_client_that_trickles_its_headers_is_disconnected() {
     let state = AppState::new(Publisher::new(), Authenticator::new(AuthnConfig::default()).await);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let timeout = std::time::Duration::from_millis(300);
-    tokio::spawn(async move { serve(listener, state, timeout, std::future::pending()).await.unwrap() });
+    let options = ServerOptions { idle_timeout: std::time::Duration::from_millis(300), ..ServerOptions::default() };
+    tokio::spawn(async move { serve(listener, state, options, std::future::pending()).await.unwrap() });
 
     let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
     slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();

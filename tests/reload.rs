@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use turnstile::http::authn::{Authenticator, AuthnConfig};
-use turnstile::http::{AppState, HEADER_READ_TIMEOUT, serve};
+use turnstile::http::{AppState, ServerOptions, serve};
 use turnstile::publisher::Publisher;
 
 async fn delete_allowed(addr: std::net::SocketAddr) -> u16 {
@@ -27,22 +27,45 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     panic!("{what} did not happen within 5 s");
 }
 
-/// Serves a copy of `examples/clumio` from a temporary folder, watched: (folder, address,
-/// watcher to keep alive).
-async fn serve_clumio_copy() -> (tempfile::TempDir, std::net::SocketAddr, notify::RecommendedWatcher) {
-    let dir = tempfile::tempdir().unwrap();
+/// The manifests of `examples/clumio`, file by file.
+fn clumio() -> Vec<(std::ffi::OsString, String)> {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/clumio");
-    for entry in std::fs::read_dir(&examples).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    let mut files: Vec<_> = std::fs::read_dir(&examples)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| (p.file_name().unwrap().to_owned(), std::fs::read_to_string(&p).unwrap()))
+        .collect();
+    files.sort();
+    files
+}
+
+fn write_clumio(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (name, text) in clumio() {
+        std::fs::write(dir.join(name), text).unwrap();
     }
+}
+
+/// Serves `target` (a folder or a file), watched: (address, reloader to keep alive).
+async fn serve_watched(target: &Path) -> (std::net::SocketAddr, turnstile::run::files::Reloader) {
     let state = AppState::new(Publisher::new(), Authenticator::new(AuthnConfig::default()).await);
-    assert!(turnstile::run::files::reload(dir.path(), state.publisher(), false).is_ok());
-    let _watcher = turnstile::run::files::watch(dir.path().to_owned(), state.publisher().clone(), false).unwrap();
+    assert!(turnstile::run::files::reload(target, state.publisher(), false).is_ok());
+    let reloader = turnstile::run::files::watch(target.to_owned(), state.publisher().clone(), false).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { serve(listener, state, HEADER_READ_TIMEOUT, std::future::pending()).await.unwrap() });
-    (dir, addr, _watcher)
+    tokio::spawn(
+        async move { serve(listener, state, ServerOptions::default(), std::future::pending()).await.unwrap() },
+    );
+    (addr, reloader)
+}
+
+/// Serves a copy of `examples/clumio` from a temporary folder, watched: (folder, address,
+/// reloader to keep alive).
+async fn serve_clumio_copy() -> (tempfile::TempDir, std::net::SocketAddr, turnstile::run::files::Reloader) {
+    let dir = tempfile::tempdir().unwrap();
+    write_clumio(dir.path());
+    let (addr, reloader) = serve_watched(dir.path()).await;
+    (dir, addr, reloader)
 }
 
 const GRANT: &str = "apiVersion: turnstile.dev/v1alpha1
@@ -88,6 +111,50 @@ async fn changes_are_picked_up_and_broken_files_keep_the_last_good_index() {
     assert!(!ready.body.contains("failed"), "{}", ready.body);
 }
 
+/// `--manifests FILE` saved by rename, as `sed -i` and most editors save: every save is applied,
+/// including the second one, which restores the deny (a watch on the file alone ends at the
+/// first rename).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_file_saved_by_rename_keeps_reloading() {
+    let dir = tempfile::tempdir().unwrap();
+    let all: Vec<String> = clumio().into_iter().map(|(_, text)| text).collect();
+    let all = all.join("\n---\n");
+    let file = dir.path().join("all.yaml");
+    std::fs::write(&file, &all).unwrap();
+    let (addr, _reloader) = serve_watched(&file).await;
+    let save_by_rename = |text: &str| {
+        let temporary = dir.path().join(".all.yaml.swp");
+        std::fs::write(&temporary, text).unwrap();
+        std::fs::rename(&temporary, &file).unwrap();
+    };
+    assert_eq!(delete_allowed(addr).await, 403);
+    save_by_rename(&format!("{all}\n---\n{GRANT}"));
+    eventually("the first save taking effect", async || delete_allowed(addr).await == 200).await;
+    save_by_rename(&all);
+    eventually("the second save restoring the deny", async || delete_allowed(addr).await == 403).await;
+}
+
+/// A folder moved away and made again (as a volume is swapped) is read again, and so are later
+/// changes inside the new folder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_made_again_is_read_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("manifests");
+    write_clumio(&manifests);
+    let (addr, _reloader) = serve_watched(&manifests).await;
+    assert_eq!(delete_allowed(addr).await, 403);
+
+    let staging = dir.path().join("staging");
+    write_clumio(&staging);
+    std::fs::write(staging.join("grant.yaml"), GRANT).unwrap();
+    std::fs::rename(&manifests, dir.path().join("old")).unwrap();
+    std::fs::rename(&staging, &manifests).unwrap();
+    eventually("the new folder being read", async || delete_allowed(addr).await == 200).await;
+
+    std::fs::remove_file(manifests.join("grant.yaml")).unwrap();
+    eventually("a change inside the new folder being read", async || delete_allowed(addr).await == 403).await;
+}
+
 #[tokio::test]
 async fn a_folder_that_does_not_load_leaves_the_server_unready() {
     let dir = tempfile::tempdir().unwrap();
@@ -96,7 +163,9 @@ async fn a_folder_that_does_not_load_leaves_the_server_unready() {
     assert!(turnstile::run::files::reload(dir.path(), state.publisher(), false).is_err());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { serve(listener, state, HEADER_READ_TIMEOUT, std::future::pending()).await.unwrap() });
+    tokio::spawn(
+        async move { serve(listener, state, ServerOptions::default(), std::future::pending()).await.unwrap() },
+    );
     assert_eq!(common::http(addr, "GET", "/readyz", &[], "").await.status, 503);
     assert_eq!(delete_allowed(addr).await, 403);
 }
@@ -113,7 +182,9 @@ async fn an_empty_folder_is_reported_or_refused() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let publisher = state.publisher().clone();
-    tokio::spawn(async move { serve(listener, state, HEADER_READ_TIMEOUT, std::future::pending()).await.unwrap() });
+    tokio::spawn(
+        async move { serve(listener, state, ServerOptions::default(), std::future::pending()).await.unwrap() },
+    );
     let ready = common::http(addr, "GET", "/readyz", &[], "").await;
     assert_eq!(ready.status, 200);
     assert!(ready.body.contains("holds no Turnstile objects"), "{}", ready.body);

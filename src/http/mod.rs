@@ -30,11 +30,12 @@ use crate::engine::{Answer, Claims, Headers, Report, Request, Snapshot, Subject,
 use crate::publisher::Publisher;
 
 pub mod authn;
+mod connections;
 pub mod metrics;
 pub mod sar;
 mod server;
 
-pub use server::{DRAIN_TIMEOUT, HEADER_READ_TIMEOUT, configure, serve};
+pub use server::{DRAIN_TIMEOUT, FIRST_REQUEST_TIMEOUT, IDLE_TIMEOUT, MAX_CONNECTIONS, ServerOptions, serve};
 
 /// The headers the adapters read and answer with, parsed once.
 mod names {

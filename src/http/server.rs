@@ -1,31 +1,61 @@
-//! Accepting connections: HTTP/1.1 and HTTP/2 (prior knowledge) on one port, answers sent at once,
-//! a limit on how long a client may take to send a request's headers, and a graceful stop.
+//! Accepting connections, plain or TLS through one path: HTTP/1.1 and HTTP/2 on one port,
+//! answers sent at once, idle and half-open connections closed, a cap on open connections, and a
+//! graceful stop that closes idle keep-alive connections at once.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use axum_server::tls_rustls::RustlsConfig;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
+use super::connections::{Admit, Connections};
 use super::{AppState, Authorizer};
 
-/// Longest time a client may take to send a request's headers; then its connection is closed, so
-/// a client that trickles them (slowloris) cannot hold connections. hyper starts this clock when
-/// it waits for the next request, so it is also how long an idle keep-alive connection stays open:
-/// longer than the 60 s upstream keep-alive of nginx and ingress-nginx, so that a proxy never
-/// reuses a connection the server is closing.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(75);
+/// How long a connection may stay open with nothing said either way and no request being
+/// answered: longer than nginx's 60 s upstream keep-alive, so that a proxy closes an idle
+/// connection first and never reuses one the server is closing.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+
+/// How long a new connection may take to send its first request (TLS handshake excluded, which
+/// has its own 10 s). Proxies and probes send theirs at once; a client that connects and says
+/// nothing, or sends an HTTP/2 preface and stops, is closed after this.
+pub const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections open at once, by default; the process raises its descriptor limit to fit.
+pub const MAX_CONNECTIONS: usize = 4096;
 
 /// Longest wait, when stopping, for the requests under way.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The HTTP settings every listener uses, plain or TLS.
-pub fn configure(builder: &mut auto::Builder<TokioExecutor>, header_read_timeout: Duration) {
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
+/// How a listener serves.
+#[derive(Clone)]
+pub struct ServerOptions {
+    pub idle_timeout: Duration,
+    pub first_request_timeout: Duration,
+    pub max_connections: usize,
+    /// Serve HTTPS with this configuration (reloadable in place) instead of plain HTTP.
+    pub tls: Option<RustlsConfig>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> ServerOptions {
+        ServerOptions {
+            idle_timeout: IDLE_TIMEOUT,
+            first_request_timeout: FIRST_REQUEST_TIMEOUT,
+            max_connections: MAX_CONNECTIONS,
+            tls: None,
+        }
+    }
+}
+
+/// The HTTP settings of every listener. hyper's header-read clock also bounds an idle
+/// keep-alive connection, so it is the idle timeout, and it bounds a client that trickles its
+/// headers (slowloris).
+fn configure(builder: &mut auto::Builder<TokioExecutor>, options: &ServerOptions) {
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(options.idle_timeout);
     builder.http2().timer(TokioTimer::new());
 }
 
@@ -34,40 +64,41 @@ pub fn configure(builder: &mut auto::Builder<TokioExecutor>, header_read_timeout
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
-    header_read_timeout: Duration,
-    shutdown: impl Future<Output = ()>,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    configure(&mut builder, header_read_timeout);
-    let service = TowerToHyperService::new(Authorizer::new(state));
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let tcp = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
-                Err(e) => {
-                    // Out of file descriptors, say: wait rather than spin.
-                    tracing::warn!("cannot accept a connection: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        // Answers are small and latency counts: send each at once.
-        let _ = tcp.set_nodelay(true);
-        let connection = builder.serve_connection(TokioIo::new(tcp), service.clone()).into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!("connection ended: {e}");
-            }
-        });
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopper.graceful_shutdown(Some(DRAIN_TIMEOUT));
+    });
+    let admit = Admit(Connections::new(options.max_connections, options.idle_timeout));
+    let service = tower::make::Shared::new(Authorizer::new(state));
+    let listener = listener.into_std()?;
+    let on_error = |peer: Option<&std::net::SocketAddr>, e: &std::io::Error| match peer {
+        // The listener itself (out of descriptors, say); the server backs off and retries.
+        None => tracing::warn!("cannot accept a connection: {e}"),
+        Some(peer) => tracing::debug!("connection from {peer} refused: {e}"),
+    };
+    match options.tls.clone() {
+        Some(tls) => {
+            let mut server = axum_server::from_tcp_rustls(listener, tls)?
+                .map(|tls| tls.acceptor(admit))
+                .handle(handle)
+                .first_request_timeout(options.first_request_timeout)
+                .accept_error_handler(on_error);
+            configure(server.http_builder(), &options);
+            server.serve(service).await
+        }
+        None => {
+            let mut server = axum_server::from_tcp(listener)?
+                .acceptor(admit)
+                .handle(handle)
+                .first_request_timeout(options.first_request_timeout)
+                .accept_error_handler(on_error);
+            configure(server.http_builder(), &options);
+            server.serve(service).await
+        }
     }
-    drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
-        tracing::warn!("stopped with requests still under way after {DRAIN_TIMEOUT:?}");
-    }
-    Ok(())
 }

@@ -5,15 +5,15 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
-use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
 use crate::cli::ServeArgs;
 use crate::engine::Snapshot;
 use crate::publisher::Publisher;
 use crate::sources::files;
+
+use super::watch::{Changes, Hangups};
 
 /// `turnstile serve`: publishes the folder, then serves it and reloads it on change.
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -22,14 +22,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         // A folder that does not load leaves the server unready (every decision denies)
         // until a change fixes it.
         let _ = reload(&args.manifests, &publisher, args.refuse_empty);
-        let watcher = watch(args.manifests.clone(), publisher, args.refuse_empty)
+        let reloader = watch(args.manifests.clone(), publisher, args.refuse_empty)
             .with_context(|| format!("cannot watch `{}`", args.manifests.display()))?;
-        Ok(Box::new(watcher) as super::Guard)
+        Ok(Box::new(reloader) as super::Guard)
     })
 }
-
-/// Quiet time after a change before reloading, so an editor's burst of writes is one reload.
-const DEBOUNCE: Duration = Duration::from_millis(200);
 
 /// The `/readyz` source of the empty-folder warning.
 const EMPTY: &str = "manifests";
@@ -81,28 +78,29 @@ pub fn reload(dir: &Path, publisher: &Publisher, refuse_empty: bool) -> Result<u
     Ok(loaded.resources.len())
 }
 
-/// Reloads `dir` whenever something under it changes. Keep the returned watcher alive.
-pub fn watch(dir: PathBuf, publisher: Arc<Publisher>, refuse_empty: bool) -> notify::Result<RecommendedWatcher> {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok_and(|e| !e.kind.is_access()) {
-            let _ = tx.send(());
-        }
-    })?;
-    watcher.watch(&dir, RecursiveMode::Recursive)?;
-    tokio::spawn(async move {
-        while rx.recv().await.is_some() {
-            // wait for the writes to settle
-            loop {
-                match tokio::time::timeout(DEBOUNCE, rx.recv()).await {
-                    Ok(Some(())) => continue,
-                    Ok(None) => return,
-                    Err(_) => break,
-                }
+/// Reloads `target` (a folder or one file) whenever it changes or the process gets SIGHUP.
+/// Keep the returned guard alive: dropping it stops the reloading.
+pub fn watch(target: PathBuf, publisher: Arc<Publisher>, refuse_empty: bool) -> notify::Result<Reloader> {
+    let mut changes = Changes::new(&[&target])?;
+    let mut hangups = Hangups::new();
+    let task = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                change = changes.next() => if change.is_none() { return },
+                () = hangups.next() => tracing::info!("SIGHUP: reloading `{}`", target.display()),
             }
-            let (dir, publisher) = (dir.clone(), publisher.clone());
-            let _ = tokio::task::spawn_blocking(move || reload(&dir, &publisher, refuse_empty)).await;
+            let (target, publisher) = (target.clone(), publisher.clone());
+            let _ = tokio::task::spawn_blocking(move || reload(&target, &publisher, refuse_empty)).await;
         }
     });
-    Ok(watcher)
+    Ok(Reloader(task))
+}
+
+/// Reloads while it lives.
+pub struct Reloader(tokio::task::JoinHandle<()>);
+
+impl Drop for Reloader {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -13,12 +13,19 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use axum_server::tls_rustls::RustlsConfig;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::cli::{LogFormat, ServeConfig, ServerArgs};
+use crate::http::ServerOptions;
 use crate::publisher::Publisher;
+
+use watch::{Changes, Hangups};
 
 pub mod cluster;
 pub mod files;
+mod watch;
 
 /// Something a source keeps alive while the server runs (a file watcher, its tasks).
 pub type Guard = Box<dyn Any + Send>;
@@ -49,9 +56,17 @@ where
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     runtime.block_on(async {
         let authn = crate::http::authn::Authenticator::new(config.authn).await;
+        // SIGHUP reloads what was read from files (manifests, TLS); it never stops the process.
+        let mut hangups = Hangups::new();
+        tokio::spawn(async move {
+            loop {
+                hangups.next().await;
+                tracing::info!("SIGHUP: files read at startup are read again");
+            }
+        });
         let publisher = Publisher::new();
         let _guard = source(publisher.clone()).await?;
-        let delay = std::time::Duration::from_secs(args.shutdown_delay);
+        let delay = Duration::from_secs(args.shutdown_delay);
         let draining = publisher.clone();
         let shutdown = async move {
             shutdown().await;
@@ -67,31 +82,62 @@ where
         });
         let options = crate::http::Options { sar_hard_deny: args.sar_hard_deny, admission: Some(admission) };
         let state = crate::http::AppState::with_options(publisher, authn, options);
-        if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
-                .await
-                .with_context(|| format!("cannot load `{}` and `{}`", cert.display(), key.display()))?;
-            let handle = axum_server::Handle::new();
-            let stopper = handle.clone();
-            tokio::spawn(async move {
-                shutdown.await;
-                stopper.graceful_shutdown(Some(crate::http::DRAIN_TIMEOUT));
-            });
-            tracing::info!("serving {what} on https://{}", args.listen);
-            let service = tower::make::Shared::new(crate::http::Authorizer::new(state));
-            let mut server = axum_server::bind_rustls(args.listen, tls).handle(handle);
-            crate::http::configure(server.http_builder(), crate::http::HEADER_READ_TIMEOUT);
-            server.serve(service).await?;
-        } else {
-            let listener = tokio::net::TcpListener::bind(args.listen)
-                .await
-                .with_context(|| format!("cannot listen on {}", args.listen))?;
-            tracing::info!("serving {what} on http://{}", listener.local_addr()?);
-            crate::http::serve(listener, state, crate::http::HEADER_READ_TIMEOUT, shutdown).await?;
-        }
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(tls(cert.clone(), key.clone()).await?),
+            _ => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let options = ServerOptions {
+            idle_timeout: Duration::from_secs(args.idle_timeout),
+            max_connections: connection_cap(args.max_connections),
+            tls,
+            ..ServerOptions::default()
+        };
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        tracing::info!("serving {what} on {scheme}://{}", listener.local_addr()?);
+        crate::http::serve(listener, state, options, shutdown).await?;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Loads the TLS certificate and key, and loads them again whenever their files change (a
+/// certificate renewed in a mounted Secret, say) or on SIGHUP. A pair that does not load then
+/// leaves the previous one serving.
+async fn tls(cert: PathBuf, key: PathBuf) -> anyhow::Result<RustlsConfig> {
+    let config = RustlsConfig::from_pem_file(&cert, &key)
+        .await
+        .with_context(|| format!("cannot load `{}` and `{}`", cert.display(), key.display()))?;
+    let mut changes = Changes::new(&[&cert, &key]).context("cannot watch the TLS certificate and key")?;
+    let mut hangups = Hangups::new();
+    let reloading = config.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                change = changes.next() => if change.is_none() { return },
+                () = hangups.next() => {}
+            }
+            match reloading.reload_from_pem_file(&cert, &key).await {
+                Ok(()) => tracing::info!("TLS certificate loaded again from `{}`", cert.display()),
+                Err(e) => tracing::error!("cannot load the TLS certificate again, the previous one is kept: {e}"),
+            }
+        }
+    });
+    Ok(config)
+}
+
+/// Raises the descriptor limit as far as allowed and fits `wanted` connections under it, leaving
+/// room for manifests, watches and outgoing connections.
+fn connection_cap(wanted: usize) -> usize {
+    const RESERVE: u64 = 128;
+    let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
+    let fits = limit.saturating_sub(RESERVE).max(1) as usize;
+    if wanted > fits {
+        tracing::warn!("--max-connections {wanted} lowered to {fits}: the process may open {limit} files");
+    }
+    wanted.min(fits)
 }
 
 fn init_logging(format: LogFormat, decisions: bool) {
