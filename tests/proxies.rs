@@ -269,3 +269,210 @@ async fn through_caddy_forward_auth() {
     wait_for(addr, "caddy").await;
     through(addr, &token).await;
 }
+
+/// A host-scoped catalog whose deletes are denied, beside a raw-path grant on the same paths:
+/// a request decided on any host but `api.example.com` misses the catalog, and the grant
+/// allows it. So a `DELETE` that gets through shows the host Turnstile decided on was not the
+/// one nginx routed on.
+const HOST_SCOPED: &str = "apiVersion: turnstile.dev/v1alpha1
+kind: ApiCatalog
+metadata: {name: policies}
+spec:
+  hosts: [api.example.com]
+  pathPrefix: /api
+  operations:
+    - {id: ReadPolicy, method: GET, path: '/policies/{id}', resourceType: policy}
+    - {id: DeletePolicy, method: DELETE, path: '/policies/{id}', resourceType: policy}
+---
+apiVersion: turnstile.dev/v1alpha1
+kind: PermissionSet
+metadata: {name: all-but-deletes}
+spec:
+  allow: [{paths: [/api]}, {apiName: ReadPolicy}]
+  deny: [{apiName: DeletePolicy}]
+---
+apiVersion: turnstile.dev/v1alpha1
+kind: UserBinding
+metadata: {name: alice}
+spec:
+  subjects: [{kind: User, name: alice}]
+  permissionSets: [all-but-deletes]
+  organizationalUnits: [global]
+";
+
+/// Turnstile on [`HOST_SCOPED`], reading the user from `X-Auth-Request-User`.
+async fn host_scoped_turnstile(dir: &Path) -> SocketAddr {
+    let manifests = dir.join("manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    std::fs::write(manifests.join("all.yaml"), HOST_SCOPED).unwrap();
+    let config = AuthnConfig { trusted_headers: true, ..AuthnConfig::default() };
+    let state = AppState::new(Publisher::new(), Authenticator::new(config).await);
+    let (snap, report) = Snapshot::build(&files::load(&manifests).unwrap().definitions(), jiff::Timestamp::now());
+    assert!(report.is_clean(), "{report:?}");
+    state.publisher().publish(snap, &report);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        async move { serve(listener, state, ServerOptions::default(), std::future::pending()).await.unwrap() },
+    );
+    addr
+}
+
+/// nginx with three auth locations, one per port: the documented one (`X-Original-URL` built
+/// from `$host`, the host nginx routed on), `X-Original-URI` with `X-Forwarded-Host $host`, and
+/// `X-Original-URI` alone, as nginx's own `auth_request` documentation has it.
+fn nginx_host_forms(dir: &Path, ports: [u16; 3], authz: SocketAddr, upstream: SocketAddr) -> Running {
+    require("nginx");
+    for d in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    let d = dir.display();
+    let forms = [
+        "proxy_set_header X-Original-URL $scheme://$host$request_uri;",
+        "proxy_set_header X-Original-URI $request_uri; proxy_set_header X-Forwarded-Host $host;",
+        "proxy_set_header X-Original-URI $request_uri;",
+    ];
+    let servers: String = ports
+        .iter()
+        .zip(forms)
+        .map(|(port, form)| {
+            format!(
+                r#"  server {{
+    listen 127.0.0.1:{port};
+    location = /_auth {{
+      internal;
+      proxy_pass http://{authz}/authz/nginx;
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Original-Method $request_method;
+      {form}
+    }}
+    location / {{
+      auth_request /_auth;
+      proxy_pass http://{upstream};
+    }}
+  }}
+"#
+            )
+        })
+        .collect();
+    let conf = format!(
+        r#"daemon off;
+master_process off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log info;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/client_body;
+  proxy_temp_path {d}/proxy;
+  fastcgi_temp_path {d}/fastcgi;
+  uwsgi_temp_path {d}/uwsgi;
+  scgi_temp_path {d}/scgi;
+{servers}}}
+"#
+    );
+    let path = dir.join("nginx.conf");
+    std::fs::write(&path, conf).unwrap();
+    let child = Command::new("nginx")
+        .args(["-p", &d.to_string(), "-c", &path.display().to_string(), "-e", &format!("{d}/error.log")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Running(child)
+}
+
+/// Each way of writing the host reaches Turnstile as the host nginx routed on, or is refused:
+/// a trailing dot, a port, letter case, a malformed port, and an absolute-form target beside a
+/// different `Host`. Without a host, the request is denied and the reason names the header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_decides_on_the_host_it_routed_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let authz = host_scoped_turnstile(dir.path()).await;
+    let upstream = echo_upstream().await;
+    let ports = [free_port(), free_port(), free_port()];
+    let _nginx = nginx_host_forms(dir.path(), ports, authz, upstream);
+    let [url, uri_and_host, uri_only] = ports.map(|p| SocketAddr::from(([127, 0, 0, 1], p)));
+    for addr in [url, uri_and_host, uri_only] {
+        wait_for(addr, "nginx").await;
+    }
+    let ask = async |addr: SocketAddr, method: &str, target: &str, host: &str| {
+        common::http(addr, method, target, &[("Host", host), ("X-Auth-Request-User", "alice")], "").await.status
+    };
+    let policy = "/api/policies/p-1";
+    for (addr, form) in [(url, "X-Original-URL"), (uri_and_host, "X-Original-URI with X-Forwarded-Host")] {
+        // what the catalog decides, on its own host, and what the raw grant allows elsewhere
+        assert_eq!(ask(addr, "GET", policy, "api.example.com").await, 200, "{form}");
+        assert_eq!(ask(addr, "DELETE", policy, "api.example.com").await, 403, "{form}");
+        assert_eq!(ask(addr, "DELETE", policy, "other.example.com").await, 200, "{form}: the grant elsewhere");
+        for host in ["api.example.com.", "API.Example.COM", "api.example.com:80", "api.example.com.:8080"] {
+            assert_eq!(ask(addr, "GET", policy, host).await, 200, "{form}, Host: {host}");
+            assert_eq!(ask(addr, "DELETE", policy, host).await, 403, "{form}, Host: {host}");
+        }
+        let status = ask(addr, "DELETE", policy, "api.example.com:80:80").await;
+        assert!(status >= 400, "{form}, Host: api.example.com:80:80 answered {status}");
+        // nginx routes an absolute-form request on its target's host, whatever `Host` says
+        let absolute = format!("http://api.example.com{policy}");
+        assert_eq!(ask(addr, "DELETE", &absolute, "other.example.com").await, 403, "{form}, absolute form");
+        assert_eq!(ask(addr, "GET", &absolute, "other.example.com").await, 200, "{form}, absolute form");
+    }
+    // `X-Original-URI` alone: Turnstile cannot learn the host, so it denies, even what the raw
+    // grant would allow anywhere.
+    assert_eq!(ask(uri_only, "GET", policy, "other.example.com").await, 403);
+    let direct = common::http(
+        authz,
+        "GET",
+        "/authz/nginx",
+        &[("X-Original-Method", "GET"), ("X-Original-URI", policy), ("X-Auth-Request-User", "alice")],
+        "",
+    )
+    .await;
+    assert_eq!(direct.status, 403);
+    assert!(direct.header("x-auth-reason").unwrap_or_default().contains("X-Forwarded-Host"), "{}", direct.head);
+}
+
+/// Envoy's HTTP `ext_authz` call over HTTP/2 carries the host as `:authority`: it is decided on
+/// as over HTTP/1.1. A call with no host at all, or a forward-auth call without
+/// `X-Forwarded-Host`, is denied with a reason naming what is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_over_http2_decides_on_the_authority() {
+    let dir = tempfile::tempdir().unwrap();
+    let authz = host_scoped_turnstile(dir.path()).await;
+    let tcp = tokio::net::TcpStream::connect(authz).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let ask = async |method: &str, authority: &str| {
+        let request = axum::http::Request::builder()
+            .method(method)
+            .uri(format!("http://{authority}/authz/envoy/api/policies/p-1"))
+            .header("x-auth-request-user", "alice")
+            .body(())
+            .unwrap();
+        let (answer, _) = client.clone().ready().await.unwrap().send_request(request, true).unwrap();
+        answer.await.unwrap().status().as_u16()
+    };
+    assert_eq!(ask("GET", "api.example.com").await, 200);
+    assert_eq!(ask("DELETE", "api.example.com").await, 403);
+    assert_eq!(ask("DELETE", "API.example.com.:443").await, 403);
+    assert_eq!(ask("DELETE", "other.example.com").await, 200, "the raw grant, off the catalog's host");
+    // the same over HTTP/1.1
+    let h1 = async |host: &str| {
+        let headers = [("Host", host), ("X-Auth-Request-User", "alice")];
+        common::http(authz, "DELETE", "/authz/envoy/api/policies/p-1", &headers, "").await.status
+    };
+    assert_eq!(h1("api.example.com").await, 403);
+    assert_eq!(h1("other.example.com").await, 200);
+
+    let forward = common::http(
+        authz,
+        "GET",
+        "/authz/forward",
+        &[("X-Forwarded-Method", "GET"), ("X-Forwarded-Uri", "/api/policies/p-1"), ("X-Auth-Request-User", "alice")],
+        "",
+    )
+    .await;
+    assert_eq!(forward.status, 403);
+    assert!(forward.header("x-auth-reason").unwrap_or_default().contains("X-Forwarded-Host"), "{}", forward.head);
+}

@@ -577,36 +577,44 @@ fn header<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty())
 }
 
-/// ingress-nginx `auth-url` / nginx `auth_request`: `X-Original-Method` and
-/// `X-Original-URL` (else `X-Original-URI` with the `Host`).
+/// ingress-nginx `auth-url` / nginx `auth_request`: `X-Original-Method`, and `X-Original-URL`
+/// or `X-Original-URI`. The host is the URL's, else `X-Forwarded-Host`; never the `Host` of the
+/// subrequest, which names Turnstile itself.
 async fn nginx(state: &AppState, headers: &HeaderMap) -> Handled {
     let Some(method) = header(headers, &X_ORIGINAL_METHOD) else {
         return refuse("missing `X-Original-Method`");
     };
-    let (host, path) = if let Some(url) = header(headers, &X_ORIGINAL_URL) {
-        let (host, path) = split_url(url);
-        (if host.is_empty() { header(headers, &header::HOST).unwrap_or_default() } else { host }, path)
-    } else if let Some(uri) = header(headers, &X_ORIGINAL_URI) {
-        (header(headers, &X_FORWARDED_HOST).or_else(|| header(headers, &header::HOST)).unwrap_or_default(), uri)
-    } else {
-        return refuse("missing `X-Original-URL` and `X-Original-URI`");
+    let (host, path) = match (header(headers, &X_ORIGINAL_URL), header(headers, &X_ORIGINAL_URI)) {
+        (Some(url), _) => split_url(url),
+        (None, Some(uri)) => ("", uri),
+        (None, None) => return refuse("missing `X-Original-URL` and `X-Original-URI`"),
+    };
+    let host = match (host, header(headers, &X_FORWARDED_HOST)) {
+        ("", Some(forwarded)) => forwarded,
+        ("", None) => return refuse(NGINX_NO_HOST),
+        (host, _) => host,
     };
     let original = Original { method, host, path };
     decide_proxied(state, headers, original, None).await
 }
+
+const NGINX_NO_HOST: &str = "missing `X-Forwarded-Host`: with `X-Original-URI` (or an `X-Original-URL` \
+    without a host), add `proxy_set_header X-Forwarded-Host $host;` to the auth location";
 
 /// Traefik ForwardAuth, Caddy `forward_auth`: `X-Forwarded-Method`, `-Host`, `-Uri`.
 async fn forward(state: &AppState, headers: &HeaderMap) -> Handled {
     let (Some(method), Some(uri)) = (header(headers, &X_FORWARDED_METHOD), header(headers, &X_FORWARDED_URI)) else {
         return refuse("missing `X-Forwarded-Method` or `X-Forwarded-Uri`");
     };
-    let host = header(headers, &X_FORWARDED_HOST).unwrap_or_default();
+    let Some(host) = header(headers, &X_FORWARDED_HOST) else {
+        return refuse("missing `X-Forwarded-Host`");
+    };
     let original = Original { method, host, path: uri };
     decide_proxied(state, headers, original, None).await
 }
 
 /// Envoy `ext_authz` HTTP service with `path_prefix: /authz/envoy`: the call's own method,
-/// the rest of its path and query, its `Host`, and its JSON body when one is sent.
+/// the rest of its path and query, its `Host` or `:authority`, and its JSON body when one is sent.
 async fn envoy(state: &AppState, request: axum::extract::Request) -> Handled {
     let (parts, body) = request.into_parts();
     let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
@@ -619,7 +627,15 @@ async fn envoy(state: &AppState, request: axum::extract::Request) -> Handled {
         path.push('?');
         path.push_str(q);
     }
-    let host = header(&headers, &header::HOST).unwrap_or_default();
+    // HTTP/2 carries the host as `:authority` (and HTTP/1.1 may, in an absolute-form target),
+    // which hyper keeps in the URI; a `Host` that says otherwise leaves the host in doubt.
+    let host = match (uri.authority().map(|a| a.as_str()), header(&headers, &header::HOST)) {
+        (Some(authority), Some(host)) if !authority.eq_ignore_ascii_case(host) => {
+            return refuse("`Host` and `:authority` name different hosts");
+        }
+        (Some(host), _) | (None, Some(host)) => host,
+        (None, None) => return refuse("missing `Host` (`:authority`)"),
+    };
     let original = Original { method: method.as_str(), host, path: &path };
     // A body that is not JSON leaves `j()` extractors without input: they deny.
     let json = (!body.is_empty()).then(|| serde_json::from_slice::<Value>(&body).ok()).flatten();
