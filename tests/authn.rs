@@ -259,6 +259,26 @@ async fn a_verified_token_is_remembered_until_it_expires_or_a_refresh_withdraws_
     assert!(matches!(authn.verify(&token).await, Err(AuthnError::UnknownKey(_))), "alice's key is gone");
 }
 
+/// A key withdrawn from the set stops verifying within `keyMaxAgeSeconds`, with no token
+/// naming an unknown `kid` to trigger a fetch, and an unchanged set keeps verified tokens.
+#[tokio::test]
+async fn keys_are_fetched_again_on_a_period() {
+    let k = keys();
+    let jwks = serve_jwks(json!({"keys": [k.rsa_jwk.clone(), k.ec_jwk.clone()]})).await;
+    let authn = Authenticator::new(AuthnConfig { key_max_age_seconds: 1, ..config(&jwks.url, 0) }).await;
+    let token = rs256(&k, "rsa-1", &claims("alice"));
+    let first = authn.verify(&token).await.unwrap();
+
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(jwks.fetches.load(Ordering::SeqCst) >= 2, "fetched at start and after a period");
+    let again = authn.verify(&token).await.unwrap();
+    assert!(Arc::ptr_eq(&first, &again), "an unchanged set keeps the verified token");
+
+    *jwks.keys.lock().unwrap() = json!({"keys": [k.ec_jwk.clone()]});
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert!(matches!(authn.verify(&token).await, Err(AuthnError::UnknownKey(_))), "the withdrawn key still verifies");
+}
+
 async fn call(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
     let r = common::http(addr, "GET", path, headers, "").await;
     (r.status, r.head.to_lowercase())

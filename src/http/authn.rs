@@ -47,6 +47,10 @@ pub struct AuthnConfig {
     /// An unknown `kid` refetches an issuer's keys at most this often, in seconds.
     #[serde(default = "default_refresh")]
     pub key_refresh_seconds: u64,
+    /// Every issuer's keys are fetched again this often, in seconds, so that a key withdrawn
+    /// from a set stops verifying even when no token names an unknown `kid`; 0: never.
+    #[serde(default = "default_key_max_age")]
+    pub key_max_age_seconds: u64,
     /// A verified token is answered from memory for at most this long (its `exp` may end it
     /// sooner), in seconds; 0 checks every token every time.
     #[serde(default = "default_token_cache")]
@@ -63,6 +67,7 @@ impl Default for AuthnConfig {
             trusted_headers: false,
             anonymous: false,
             key_refresh_seconds: default_refresh(),
+            key_max_age_seconds: default_key_max_age(),
             token_cache_seconds: default_token_cache(),
         }
     }
@@ -80,6 +85,10 @@ fn default_leeway() -> u64 {
 fn default_refresh() -> u64 {
     10
 }
+fn default_key_max_age() -> u64 {
+    300
+}
+
 fn default_token_cache() -> u64 {
     60
 }
@@ -192,7 +201,14 @@ fn key_of(jwk: &Jwk) -> Option<Key> {
 struct Issuer {
     config: IssuerConfig,
     keys: ArcSwap<Vec<Key>>,
-    last_refresh: tokio::sync::Mutex<Option<Instant>>,
+    last_refresh: tokio::sync::Mutex<Fetched>,
+}
+
+/// When an issuer's keys were last fetched, and the set as fetched (to tell a change).
+#[derive(Default)]
+struct Fetched {
+    at: Option<Instant>,
+    set: Option<String>,
 }
 
 /// Checks credentials. Cheap to share.
@@ -240,7 +256,7 @@ impl Authenticator {
             .map(|c| Issuer {
                 config: c.clone(),
                 keys: ArcSwap::from_pointee(Vec::new()),
-                last_refresh: tokio::sync::Mutex::new(None),
+                last_refresh: tokio::sync::Mutex::default(),
             })
             .collect();
         let verified = quick_cache::sync::Cache::with_weighter(4096, TOKEN_CACHE_BYTES, TokenWeight);
@@ -250,7 +266,30 @@ impl Authenticator {
                 tracing::warn!(issuer = %issuer.config.issuer, "cannot load keys: {e}");
             }
         }
+        if a.config.key_max_age_seconds > 0 && !a.issuers.is_empty() {
+            tokio::spawn(Authenticator::keep_keys_fresh(Arc::downgrade(&a)));
+        }
         a
+    }
+
+    /// Fetches every issuer's keys again each `keyMaxAgeSeconds`, for as long as the
+    /// authenticator lives. A fetch that fails keeps the keys there are (an issuer that cannot be
+    /// reached would otherwise lock everyone out) and is logged.
+    async fn keep_keys_fresh(authn: std::sync::Weak<Authenticator>) {
+        let Some(period) = authn.upgrade().map(|a| Duration::from_secs(a.config.key_max_age_seconds)) else {
+            return;
+        };
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let Some(authn) = authn.upgrade() else { return };
+            for issuer in &authn.issuers {
+                if let Err(e) = authn.refresh(issuer).await {
+                    tracing::warn!(issuer = %issuer.config.issuer, "cannot refresh keys, keeping the ones there are: {e}");
+                }
+            }
+        }
     }
 
     pub fn config(&self) -> &AuthnConfig {
@@ -287,17 +326,25 @@ impl Authenticator {
         resp.json().await.map_err(|e| format!("`{url}`: {e}"))
     }
 
+    /// Fetches an issuer's keys, unless they were fetched less than `keyRefreshSeconds` ago.
+    /// A set that changed replaces the keys and forgets every verified token, so that a
+    /// withdrawn key is not honoured past the fetch that sees it gone.
     async fn refresh(&self, issuer: &Issuer) -> Result<(), String> {
         let mut last = issuer.last_refresh.lock().await;
-        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(self.config.key_refresh_seconds)) {
+        if last.at.is_some_and(|t| t.elapsed() < Duration::from_secs(self.config.key_refresh_seconds)) {
             return Ok(());
         }
-        *last = Some(Instant::now());
+        last.at = Some(Instant::now());
         let set = self.fetch_jwks(&issuer.config).await?;
+        let text = serde_json::to_string(&set).ok();
+        if text.is_some() && text == last.set {
+            return Ok(());
+        }
         let keys: Vec<Key> = set.keys.iter().filter_map(key_of).collect();
         tracing::info!(issuer = %issuer.config.issuer, keys = keys.len(), "loaded keys");
         issuer.keys.store(Arc::new(keys));
         self.verified.clear();
+        last.set = text;
         Ok(())
     }
 
