@@ -39,7 +39,7 @@ claims="{\"iss\": \"https://issuer.load\", \"aud\": \"turnstile\", \"sub\": \"bo
 unsigned="$(printf '%s' '{"alg": "RS256", "kid": "load"}' | b64url).$(printf '%s' "$claims" | b64url)"
 token="$unsigned.$(printf '%s' "$unsigned" | openssl dgst -sha256 -sign "$work/key.pem" | b64url)"
 
-./target/release/turnstile serve --manifests examples --listen 127.0.0.1:$port --workers "${WORKERS:-1}" \
+./target/release/turnstile serve --manifests examples --listen 127.0.0.1:$port --api-listen 127.0.0.1:0 --workers "${WORKERS:-1}" \
   --config "$work/config.yaml" --trusted-headers --decision-log false 2>/dev/null &
 turnstile=$!
 pids+=("$turnstile")

@@ -49,7 +49,7 @@ cp -r examples "$rootfs/tmp/examples"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 # `exec`, so that $! is the server itself and the kill below reaches it.
 (exec chroot --userspec="$uid:$uid" "$rootfs" "$entrypoint" serve --manifests /tmp/examples \
-  --listen "127.0.0.1:$port" --log-format json >"$work/serve.log" 2>&1) &
+  --listen "127.0.0.1:$port" --api-listen 127.0.0.1:0 --log-format json >"$work/serve.log" 2>&1) &
 server=$!
 ok=""
 for _ in $(seq 1 100); do

@@ -58,6 +58,14 @@ pub struct ServerArgs {
     /// Address to listen on.
     #[arg(long, env = "TURNSTILE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: std::net::SocketAddr,
+    /// Address of the `/v1/*` listener (decisions and views for any subject its caller names:
+    /// sidecars, tools, UIs). Loopback by default, so that only the pod reaches it; the same
+    /// address as `--listen` serves everything on one port.
+    #[arg(long, env = "TURNSTILE_API_LISTEN", default_value = "127.0.0.1:8081")]
+    pub api_listen: std::net::SocketAddr,
+    /// A file holding a token that callers of `/v1/*` must send as `Authorization: Bearer …`.
+    #[arg(long, env = "TURNSTILE_API_TOKEN_FILE")]
+    pub api_token_file: Option<PathBuf>,
     /// Config file (YAML) with an `authn` section: issuers, claims, trusted headers, anonymous.
     #[arg(long, env = "TURNSTILE_CONFIG")]
     pub config: Option<PathBuf>,

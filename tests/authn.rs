@@ -15,7 +15,7 @@ use rsa::traits::PublicKeyParts;
 use serde_json::{Value, json};
 use turnstile::engine::Snapshot;
 use turnstile::http::authn::{Authenticator, AuthnConfig, AuthnError, IssuerConfig};
-use turnstile::http::{AppState, ServerOptions, serve};
+use turnstile::http::{AppState, Authorizer, ServerOptions, Surface, serve};
 use turnstile::publisher::Publisher;
 use turnstile::sources::files;
 
@@ -296,9 +296,11 @@ async fn proxy_adapters_decide_the_original_request() {
     state.publisher().publish(snap, &report);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(
-        async move { serve(listener, state, ServerOptions::default(), std::future::pending()).await.unwrap() },
-    );
+    tokio::spawn(async move {
+        serve(listener, Authorizer::new(state, Surface::Both, None), ServerOptions::default(), std::future::pending())
+            .await
+            .unwrap()
+    });
 
     let bob = format!("Bearer {}", rs256(&k, "rsa-1", &claims("bob@example.com")));
     let list = "https://api.example.com/api/v1/policy-definitions";
@@ -387,9 +389,16 @@ async fn trusted_headers_and_anonymous_are_opt_in() {
         state.publisher().publish(snap, &Default::default());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(
-            async move { serve(listener, state, ServerOptions::default(), std::future::pending()).await.unwrap() },
-        );
+        tokio::spawn(async move {
+            serve(
+                listener,
+                Authorizer::new(state, Surface::Both, None),
+                ServerOptions::default(),
+                std::future::pending(),
+            )
+            .await
+            .unwrap()
+        });
         addr
     };
     let proxied = [

@@ -189,6 +189,7 @@ fn serve_answers_logs_each_decision_and_stops_on_sigterm() {
     let addr = format!("127.0.0.1:{port}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_turnstile"))
         .args(["serve", "--manifests", "examples", "--listen", &addr, "--workers", "1"])
+        .args(["--api-listen", "127.0.0.1:0"])
         .args(["--trusted-headers", "--log-format", "json"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stderr(std::process::Stdio::piped())
@@ -255,7 +256,7 @@ async fn serve_speaks_https_and_picks_up_a_renewed_certificate() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_turnstile"))
-        .args(["serve", "--manifests", "examples", "--listen", &addr.to_string()])
+        .args(["serve", "--manifests", "examples", "--listen", &addr.to_string(), "--api-listen", &addr.to_string()])
         .args(["--tls-cert", cert_path.to_str().unwrap(), "--tls-key", key_path.to_str().unwrap()])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stderr(std::process::Stdio::null())
@@ -324,6 +325,7 @@ fn flags_from_the_environment_healthcheck_and_version() {
         .arg("serve")
         .env("TURNSTILE_MANIFESTS", "examples")
         .env("TURNSTILE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("TURNSTILE_API_LISTEN", "127.0.0.1:0")
         .env("TURNSTILE_WORKERS", "1")
         .env("TURNSTILE_LOG_FORMAT", "json")
         .env("TURNSTILE_SHUTDOWN_DELAY", "2")

@@ -8,24 +8,74 @@ use common::{Reply, http};
 use serde_json::{Value, json};
 use turnstile::engine::Snapshot;
 use turnstile::http::authn::{Authenticator, AuthnConfig};
-use turnstile::http::{AppState, ServerOptions, serve};
+use turnstile::http::{AppState, Authorizer, ServerOptions, Surface, serve};
 use turnstile::publisher::Publisher;
 use turnstile::sources::files;
 
-/// Starts a server on an ephemeral port; with `examples`, it serves the seed manifests.
-async fn start(examples: bool) -> std::net::SocketAddr {
+/// The state of a server; with `examples`, it serves the seed manifests.
+async fn state(examples: bool) -> std::sync::Arc<AppState> {
     let state = AppState::new(Publisher::new(), Authenticator::new(AuthnConfig::default()).await);
     if examples {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
         let (snap, report) = Snapshot::build(&files::load(&dir).unwrap().definitions(), jiff::Timestamp::now());
         state.publisher().publish(snap, &report);
     }
+    state
+}
+
+/// Serves `authorizer` on an ephemeral port.
+async fn listen(authorizer: Authorizer) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(
-        async move { serve(listener, state, ServerOptions::default(), std::future::pending()).await.unwrap() },
-    );
+    tokio::spawn(async move {
+        serve(listener, authorizer, ServerOptions::default(), std::future::pending()).await.unwrap()
+    });
     addr
+}
+
+/// Starts a server with every endpoint on one port.
+async fn start(examples: bool) -> std::net::SocketAddr {
+    listen(Authorizer::new(state(examples).await, Surface::Both, None)).await
+}
+
+/// `/v1/*` answers for any subject its caller names, so it has a listener of its own: the proxy
+/// listener does not serve it, the API listener serves nothing else, and with a token set it
+/// answers only callers that send it.
+#[tokio::test]
+async fn v1_has_a_listener_of_its_own_and_an_optional_token() {
+    let state = state(true).await;
+    let proxy = listen(Authorizer::proxy(state.clone())).await;
+    let api = listen(Authorizer::new(state.clone(), Surface::Api, None)).await;
+    const TOKEN: &str = "0123456789abcdef-api-token";
+    let guarded = listen(Authorizer::new(state, Surface::Api, Some(TOKEN))).await;
+    let input = json!({"subject": {"user": "bob@example.com"}, "method": "GET", "host": "api.example.com",
+                       "path": "/api/v1/policy-definitions", "ou": "accounting"})
+    .to_string();
+    let views = json!({"subject": {"user": "bob@example.com"}, "ou": "accounting"}).to_string();
+    let forward = [("X-Forwarded-Method", "GET"), ("X-Forwarded-Host", "h"), ("X-Forwarded-Uri", "/")];
+
+    assert_eq!(call(proxy, "POST", "/v1/check", &input).await.status, 404);
+    assert_eq!(call(proxy, "POST", "/v1/allowed-operations", &views).await.status, 404);
+    assert_eq!(call(proxy, "POST", "/v1/effective-permissions", &views).await.status, 404);
+    assert_eq!(http(proxy, "GET", "/authz/forward", &forward, "").await.status, 401, "no identity");
+    assert_eq!(call(proxy, "GET", "/metrics", "").await.status, 200);
+
+    assert_eq!(call(api, "POST", "/v1/check", &input).await.status, 200);
+    assert_eq!(call(api, "POST", "/v1/allowed-operations", &views).await.status, 200);
+    assert_eq!(http(api, "GET", "/authz/forward", &forward, "").await.status, 404);
+    assert_eq!(call(api, "GET", "/metrics", "").await.status, 404);
+    assert_eq!(call(api, "GET", "/readyz", "").await.status, 200);
+
+    let with = async |authorization: &str| {
+        let headers = [("Content-Type", "application/json"), ("Authorization", authorization)];
+        http(guarded, "POST", "/v1/check", &headers, &input).await.status
+    };
+    assert_eq!(call(guarded, "POST", "/v1/check", &input).await.status, 401, "no token");
+    assert_eq!(with("Bearer 0123456789abcdef-api-tokeN").await, 401, "a wrong token");
+    assert_eq!(with("Bearer 0123456789abcdef-api-token-and-more").await, 401, "a longer token");
+    assert_eq!(with(&format!("Basic {TOKEN}")).await, 401, "another scheme");
+    assert_eq!(with(&format!("bearer {TOKEN}")).await, 200);
+    assert_eq!(call(guarded, "GET", "/healthz", "").await.status, 200, "health needs no token");
 }
 
 async fn call(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> Reply {
@@ -192,7 +242,9 @@ async fn a_client_that_trickles_its_headers_is_disconnected() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let options = ServerOptions { idle_timeout: std::time::Duration::from_millis(300), ..ServerOptions::default() };
-    tokio::spawn(async move { serve(listener, state, options, std::future::pending()).await.unwrap() });
+    tokio::spawn(async move {
+        serve(listener, Authorizer::new(state, Surface::Both, None), options, std::future::pending()).await.unwrap()
+    });
 
     let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
     slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();

@@ -15,7 +15,7 @@ use p256::pkcs8::{EncodePrivateKey, LineEnding};
 use serde_json::{Value, json};
 use turnstile::engine::Snapshot;
 use turnstile::http::authn::{Authenticator, AuthnConfig, IssuerConfig};
-use turnstile::http::{AppState, ServerOptions, serve};
+use turnstile::http::{AppState, Authorizer, ServerOptions, Surface, serve};
 use turnstile::publisher::Publisher;
 use turnstile::sources::files;
 
@@ -77,9 +77,11 @@ async fn turnstile(dir: &Path) -> (SocketAddr, impl Fn(&str) -> String) {
     state.publisher().publish(snap, &report);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(
-        async move { serve(listener, state, ServerOptions::default(), std::future::pending()).await.unwrap() },
-    );
+    tokio::spawn(async move {
+        serve(listener, Authorizer::new(state, Surface::Both, None), ServerOptions::default(), std::future::pending())
+            .await
+            .unwrap()
+    });
     let pem = key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
     let token = move |user: &str| {
         let mut h = Header::new(Algorithm::ES256);
@@ -312,9 +314,11 @@ async fn host_scoped_turnstile(dir: &Path) -> SocketAddr {
     state.publisher().publish(snap, &report);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(
-        async move { serve(listener, state, ServerOptions::default(), std::future::pending()).await.unwrap() },
-    );
+    tokio::spawn(async move {
+        serve(listener, Authorizer::new(state, Surface::Both, None), ServerOptions::default(), std::future::pending())
+            .await
+            .unwrap()
+    });
     addr
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use turnstile::http::authn::{Authenticator, AuthnConfig};
-use turnstile::http::{AppState, ServerOptions, serve};
+use turnstile::http::{AppState, Authorizer, ServerOptions, Surface, serve};
 use turnstile::publisher::Publisher;
 
 async fn delete_allowed(addr: std::net::SocketAddr) -> u16 {
@@ -53,9 +53,11 @@ async fn serve_watched(target: &Path) -> (std::net::SocketAddr, turnstile::run::
     let reloader = turnstile::run::files::watch(target.to_owned(), state.publisher().clone(), false).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(
-        async move { serve(listener, state, ServerOptions::default(), std::future::pending()).await.unwrap() },
-    );
+    tokio::spawn(async move {
+        serve(listener, Authorizer::new(state, Surface::Both, None), ServerOptions::default(), std::future::pending())
+            .await
+            .unwrap()
+    });
     (addr, reloader)
 }
 
@@ -163,9 +165,11 @@ async fn a_folder_that_does_not_load_leaves_the_server_unready() {
     assert!(turnstile::run::files::reload(dir.path(), state.publisher(), false).is_err());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(
-        async move { serve(listener, state, ServerOptions::default(), std::future::pending()).await.unwrap() },
-    );
+    tokio::spawn(async move {
+        serve(listener, Authorizer::new(state, Surface::Both, None), ServerOptions::default(), std::future::pending())
+            .await
+            .unwrap()
+    });
     assert_eq!(common::http(addr, "GET", "/readyz", &[], "").await.status, 503);
     assert_eq!(delete_allowed(addr).await, 403);
 }
@@ -182,9 +186,11 @@ async fn an_empty_folder_is_reported_or_refused() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let publisher = state.publisher().clone();
-    tokio::spawn(
-        async move { serve(listener, state, ServerOptions::default(), std::future::pending()).await.unwrap() },
-    );
+    tokio::spawn(async move {
+        serve(listener, Authorizer::new(state, Surface::Both, None), ServerOptions::default(), std::future::pending())
+            .await
+            .unwrap()
+    });
     let ready = common::http(addr, "GET", "/readyz", &[], "").await;
     assert_eq!(ready.status, 200);
     assert!(ready.body.contains("holds no Turnstile objects"), "{}", ready.body);

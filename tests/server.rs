@@ -12,14 +12,16 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use turnstile::http::authn::{Authenticator, AuthnConfig};
-use turnstile::http::{AppState, ServerOptions, serve};
+use turnstile::http::{AppState, Authorizer, ServerOptions, Surface, serve};
 use turnstile::publisher::Publisher;
 
 async fn start(options: ServerOptions) -> SocketAddr {
     let state = AppState::new(Publisher::new(), Authenticator::new(AuthnConfig::default()).await);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { serve(listener, state, options, std::future::pending()).await.unwrap() });
+    tokio::spawn(async move {
+        serve(listener, Authorizer::new(state, Surface::Both, None), options, std::future::pending()).await.unwrap()
+    });
     addr
 }
 
@@ -134,7 +136,7 @@ fn serve_binary(shell_prefix: &str, extra: &str) -> (Running, SocketAddr) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let script = format!(
-        "{shell_prefix} exec '{}' serve --manifests examples --listen {addr} {extra}",
+        "{shell_prefix} exec '{}' serve --manifests examples --listen {addr} --api-listen 127.0.0.1:0 {extra}",
         env!("CARGO_BIN_EXE_turnstile")
     );
     let child = Command::new("sh")

@@ -24,6 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
 use tower::Service;
 
 use crate::engine::{Answer, Claims, Headers, Report, Request, Snapshot, Subject, split_url};
@@ -164,11 +165,54 @@ fn decision_log_enabled() -> bool {
 pub struct Authorizer {
     state: Arc<AppState>,
     router: Router,
+    surface: Surface,
+    /// The bearer token `/v1/*` requires, when one is set.
+    api_token: Option<Arc<[u8]>>,
+}
+
+/// Which endpoints a listener serves. `/v1/*` decides for any subject its caller names, so it
+/// is kept off the port the ingress and its clients reach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Surface {
+    /// What proxies and the API server call: `/authz/*`, the SubjectAccessReview and admission
+    /// webhooks, health and metrics.
+    Proxy,
+    /// `/v1/*` (decisions and views for sidecars, tools and UIs), and health.
+    Api,
+    /// Both, on one listener.
+    Both,
+}
+
+impl Surface {
+    fn proxy(self) -> bool {
+        self != Surface::Api
+    }
+
+    fn api(self) -> bool {
+        self != Surface::Proxy
+    }
 }
 
 impl Authorizer {
-    pub fn new(state: Arc<AppState>) -> Authorizer {
-        Authorizer { router: router(state.clone()), state }
+    pub fn new(state: Arc<AppState>, surface: Surface, api_token: Option<&str>) -> Authorizer {
+        let api_token = api_token.map(|t| Arc::from(t.as_bytes()));
+        Authorizer { router: router(state.clone(), surface), state, surface, api_token }
+    }
+
+    /// The proxy endpoints only.
+    pub fn proxy(state: Arc<AppState>) -> Authorizer {
+        Authorizer::new(state, Surface::Proxy, None)
+    }
+
+    /// Whether `request` may use `/v1/*`: always without a token, else with
+    /// `Authorization: Bearer <token>` (compared in constant time).
+    fn api_caller_admitted<B>(&self, request: &axum::http::Request<B>) -> bool {
+        let Some(token) = &self.api_token else { return true };
+        let presented = request.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes()).unwrap_or_default();
+        match presented.split_at_checked(7) {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case(b"bearer ") => bool::from(rest.ct_eq(token)),
+            _ => false,
+        }
     }
 }
 
@@ -201,7 +245,16 @@ where
 
     fn call(&mut self, request: axum::http::Request<B>) -> ResponseFuture {
         let request = request.map(Body::new);
-        match endpoint(request.uri().path()) {
+        let path = request.uri().path();
+        if path.starts_with("/v1/") && !self.surface.api() {
+            let answer = (StatusCode::NOT_FOUND, "/v1/* is served on the API listener (--api-listen)\n");
+            return Box::pin(std::future::ready(Ok(answer.into_response())));
+        }
+        if path.starts_with("/v1/") && self.surface.api() && !self.api_caller_admitted(&request) {
+            let answer = (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer realm=\"turnstile-api\"")]);
+            return Box::pin(std::future::ready(Ok(answer.into_response())));
+        }
+        match endpoint(path).filter(|e| self.surface.serves(*e)) {
             Some(endpoint) => {
                 let state = self.state.clone();
                 Box::pin(async move { Ok(observe(&state, endpoint, request).await) })
@@ -226,17 +279,28 @@ async fn observe(state: &AppState, endpoint: Endpoint, request: axum::extract::R
     response
 }
 
-/// Health, metrics and the UI views.
-fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
-        .route("/v1/allowed-operations", post(allowed_operations))
-        .route("/v1/effective-permissions", post(effective_permissions))
-        .route("/admission/validate", post(admission))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
+/// Health on every listener; metrics and the admission webhook beside the proxy endpoints; the
+/// UI views beside `/v1/check`.
+fn router(state: Arc<AppState>, surface: Surface) -> Router {
+    let mut router = Router::new().route("/healthz", get(|| async { "ok" })).route("/readyz", get(readyz));
+    if surface.proxy() {
+        router = router.route("/metrics", get(metrics_text)).route("/admission/validate", post(admission));
+    }
+    if surface.api() {
+        router = router
+            .route("/v1/allowed-operations", post(allowed_operations))
+            .route("/v1/effective-permissions", post(effective_permissions));
+    }
+    router.layer(DefaultBodyLimit::max(MAX_BODY_BYTES)).with_state(state)
+}
+
+impl Surface {
+    fn serves(self, endpoint: Endpoint) -> bool {
+        match endpoint {
+            Endpoint::check => self.api(),
+            Endpoint::nginx | Endpoint::forward | Endpoint::envoy | Endpoint::sar => self.proxy(),
+        }
+    }
 }
 
 /// The validating admission webhook: an AdmissionReview v1 about one of the five kinds,

@@ -3,7 +3,6 @@
 //! graceful stop that closes idle keep-alive connections at once.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum_server::tls_rustls::RustlsConfig;
@@ -11,8 +10,8 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
+use super::Authorizer;
 use super::connections::{Admit, Connections};
-use super::{AppState, Authorizer};
 
 /// How long a connection may stay open with nothing said either way and no request being
 /// answered: longer than nginx's 60 s upstream keep-alive, so that a proxy closes an idle
@@ -59,11 +58,11 @@ fn configure(builder: &mut auto::Builder<TokioExecutor>, options: &ServerOptions
     builder.http2().timer(TokioTimer::new());
 }
 
-/// Serves the authorizer on `listener` until `shutdown` resolves, then lets the requests under way
+/// Serves `authorizer` on `listener` until `shutdown` resolves, then lets the requests under way
 /// finish (for at most [`DRAIN_TIMEOUT`]).
 pub async fn serve(
     listener: TcpListener,
-    state: Arc<AppState>,
+    authorizer: Authorizer,
     options: ServerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -74,7 +73,7 @@ pub async fn serve(
         stopper.graceful_shutdown(Some(DRAIN_TIMEOUT));
     });
     let admit = Admit(Connections::new(options.max_connections, options.idle_timeout));
-    let service = tower::make::Shared::new(Authorizer::new(state));
+    let service = tower::make::Shared::new(authorizer);
     let listener = listener.into_std()?;
     let on_error = |peer: Option<&std::net::SocketAddr>, e: &std::io::Error| match peer {
         // The listener itself (out of descriptors, say); the server backs off and retries.

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{LogFormat, ServeConfig, ServerArgs};
-use crate::http::ServerOptions;
+use crate::http::{Authorizer, ServerOptions, Surface};
 use crate::publisher::Publisher;
 
 use watch::{Changes, Hangups};
@@ -82,6 +82,10 @@ where
         });
         let options = crate::http::Options { sar_hard_deny: args.sar_hard_deny, admission: Some(admission) };
         let state = crate::http::AppState::with_options(publisher, authn, options);
+        let api_token = match &args.api_token_file {
+            Some(path) => Some(api_token(path)?),
+            None => None,
+        };
         let tls = match (&args.tls_cert, &args.tls_key) {
             (Some(cert), Some(key)) => Some(tls(cert.clone(), key.clone()).await?),
             _ => None,
@@ -93,11 +97,27 @@ where
             tls,
             ..ServerOptions::default()
         };
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
-        tracing::info!("serving {what} on {scheme}://{}", listener.local_addr()?);
-        crate::http::serve(listener, state, options, shutdown).await?;
+        let bind =
+            async |addr| tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"));
+        let listener = bind(args.listen).await?;
+        let api_token = api_token.as_deref();
+        if args.api_listen == args.listen {
+            tracing::info!("serving {what} on {scheme}://{}, /v1/* included", listener.local_addr()?);
+            let everything = Authorizer::new(state, Surface::Both, api_token);
+            crate::http::serve(listener, everything, options, shutdown).await?;
+        } else {
+            let api_listener = bind(args.api_listen).await?;
+            tracing::info!("serving {what} on {scheme}://{}", listener.local_addr()?);
+            tracing::info!("serving /v1/* on {scheme}://{}", api_listener.local_addr()?);
+            let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+            let api = Authorizer::new(state.clone(), Surface::Api, api_token);
+            let (proxy, api) = tokio::join!(
+                crate::http::serve(listener, Authorizer::proxy(state), options.clone(), shutdown.clone()),
+                crate::http::serve(api_listener, api, options, shutdown),
+            );
+            proxy?;
+            api?;
+        }
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
@@ -126,6 +146,16 @@ async fn tls(cert: PathBuf, key: PathBuf) -> anyhow::Result<RustlsConfig> {
         }
     });
     Ok(config)
+}
+
+/// The `/v1/*` bearer token from its file (a mounted Secret), without surrounding whitespace.
+fn api_token(path: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    let token = text.trim();
+    if token.len() < 16 {
+        anyhow::bail!("the token in `{}` is shorter than 16 characters", path.display());
+    }
+    Ok(token.to_owned())
 }
 
 /// Raises the descriptor limit as far as allowed and fits `wanted` connections under it, leaving

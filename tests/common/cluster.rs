@@ -273,6 +273,8 @@ impl Drop for Cluster {
 /// A `turnstile run` process against a cluster, stopped on drop.
 pub struct Turnstile {
     pub addr: SocketAddr,
+    /// The `/v1/*` listener.
+    pub api_addr: SocketAddr,
     child: Child,
     pub log: PathBuf,
     /// When the process was started.
@@ -304,7 +306,8 @@ impl Turnstile {
     ) -> Turnstile {
         let log = log_dir.join(format!("turnstile-{name}-{}.log", addr.port()));
         let mut command = Command::new(env!("CARGO_BIN_EXE_turnstile"));
-        command.args(args).arg("--listen").arg(addr.to_string());
+        let api_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        command.args(args).arg("--listen").arg(addr.to_string()).arg("--api-listen").arg(api_addr.to_string());
         if let Some(k) = kubeconfig {
             command.env("KUBECONFIG", k);
         }
@@ -315,7 +318,7 @@ impl Turnstile {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let t = Turnstile { addr, child, log, started };
+        let t = Turnstile { addr, api_addr, child, log, started };
         t.wait_for(Duration::from_secs(30), "its HTTP port", || std::net::TcpStream::connect(addr).is_ok());
         t
     }
@@ -341,11 +344,12 @@ impl Turnstile {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// One plain HTTP/1.1 request; returns the status and body (status 0 when the connection
-    /// failed).
+    /// One plain HTTP/1.1 request, to the `/v1/*` listener for those paths; returns the status
+    /// and body (status 0 when the connection failed).
     pub fn request(&self, method: &str, path: &str, body: &str) -> (u16, String) {
         use std::io::{Read, Write};
-        let Ok(mut s) = std::net::TcpStream::connect(self.addr) else { return (0, String::new()) };
+        let addr = if path.starts_with("/v1/") { self.api_addr } else { self.addr };
+        let Ok(mut s) = std::net::TcpStream::connect(addr) else { return (0, String::new()) };
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let req = format!(
             "{method} {path} HTTP/1.1\r\nHost: turnstile\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
