@@ -41,8 +41,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Folder (or file) of manifests.
-    #[arg(long, env = "TURNSTILE_MANIFESTS", default_value = "examples")]
+    /// Folder (or file) of manifests (`examples` in this repository).
+    #[arg(long, env = "TURNSTILE_MANIFESTS")]
     pub manifests: PathBuf,
     /// Do not publish a folder that holds no Turnstile object (it would deny every request);
     /// without it, such a folder is published and reported on `/readyz`.
@@ -151,8 +151,8 @@ pub enum Output {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Folder (or file) of manifests.
-    #[arg(long, default_value = "examples")]
+    /// Folder (or file) of manifests (`examples` in this repository).
+    #[arg(long)]
     pub manifests: PathBuf,
     /// The user asking.
     #[arg(long)]

@@ -157,6 +157,42 @@ async fn a_folder_made_again_is_read_again() {
     eventually("a change inside the new folder being read", async || delete_allowed(addr).await == 403).await;
 }
 
+/// A ConfigMap volume mounted as a file: `all.yaml` links to `..data/all.yaml`, and an update
+/// swaps the `..data` link to a new folder. The swap is read; other files written beside the
+/// watched one (a log, say) are not changes and reload nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volume_link_swap_is_read_and_other_files_beside_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let volume = dir.path().join("volume");
+    let all: Vec<String> = clumio().into_iter().map(|(_, text)| text).collect();
+    let all = all.join("\n---\n");
+    let version = |name: &str, text: &str| {
+        std::fs::create_dir_all(volume.join(name)).unwrap();
+        std::fs::write(volume.join(name).join("all.yaml"), text).unwrap();
+    };
+    version("..2026_12_01_first", &all);
+    std::os::unix::fs::symlink("..2026_12_01_first", volume.join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/all.yaml", volume.join("all.yaml")).unwrap();
+    let (addr, _reloader) = serve_watched(&volume.join("all.yaml")).await;
+    let generation =
+        async || common::http(addr, "GET", "/readyz", &[], "").await.body.lines().next().unwrap().to_owned();
+    let first = generation().await;
+
+    for i in 0..5 {
+        std::fs::write(volume.join("turnstile.log"), format!("line {i}\n")).unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(generation().await, first, "a file beside the manifests reloaded them");
+
+    assert_eq!(delete_allowed(addr).await, 403);
+    version("..2026_12_01_second", &format!("{all}\n---\n{GRANT}"));
+    std::os::unix::fs::symlink("..2026_12_01_second", volume.join("..data_tmp")).unwrap();
+    std::fs::rename(volume.join("..data_tmp"), volume.join("..data")).unwrap();
+    std::fs::remove_dir_all(volume.join("..2026_12_01_first")).unwrap();
+    eventually("the swapped volume being read", async || delete_allowed(addr).await == 200).await;
+}
+
 #[tokio::test]
 async fn a_folder_that_does_not_load_leaves_the_server_unready() {
     let dir = tempfile::tempdir().unwrap();

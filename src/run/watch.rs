@@ -23,21 +23,44 @@ pub struct Changes {
     folders: Vec<PathBuf>,
 }
 
+/// Which events concern the targets: the targets themselves and what is under them, and in a
+/// target's parent folder only the entries Kubernetes swaps when it updates a volume (`..data`
+/// and its kin). Anything else there (a log file written next to the manifests, say) is not a
+/// change, and must not be, or the reload's own log lines would feed a loop.
+struct Relevant {
+    targets: Vec<PathBuf>,
+    parents: Vec<PathBuf>,
+}
+
+impl Relevant {
+    fn concerns(&self, path: &Path) -> bool {
+        let volume_swap = || {
+            path.parent().is_some_and(|p| self.parents.iter().any(|parent| parent == p))
+                && path.file_name().is_some_and(|n| n.as_encoded_bytes().starts_with(b".."))
+        };
+        self.targets.iter().any(|t| path.starts_with(t)) || volume_swap()
+    }
+}
+
 impl Changes {
     /// Watches `targets` (files or folders) and their parent folders.
     pub fn new(targets: &[&Path]) -> notify::Result<Changes> {
+        let targets: Vec<PathBuf> = targets.iter().map(|t| std::path::absolute(t)).collect::<Result<_, _>>()?;
+        let parents: Vec<PathBuf> = targets.iter().map(|t| parent(t).to_path_buf()).collect();
+        let relevant = Relevant { targets: targets.clone(), parents: parents.clone() };
         let (tx, events) = unbounded_channel();
         let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if event.is_ok_and(|e| !e.kind.is_access()) {
+            let Ok(event) = event else { return };
+            if !event.kind.is_access() && event.paths.iter().any(|p| relevant.concerns(p)) {
                 let _ = tx.send(());
             }
         })?;
         let mut folders = Vec::new();
-        for target in targets {
-            watcher.watch(parent(target), RecursiveMode::NonRecursive)?;
+        for (target, parent) in targets.iter().zip(&parents) {
+            watcher.watch(parent, RecursiveMode::NonRecursive)?;
             if target.is_dir() {
                 watcher.watch(target, RecursiveMode::Recursive)?;
-                folders.push(target.to_path_buf());
+                folders.push(target.clone());
             }
         }
         Ok(Changes { watcher, events, folders })
@@ -63,12 +86,9 @@ impl Changes {
     }
 }
 
-/// The folder holding `path` (`.` for a bare name).
+/// The folder holding `path` (`/` for the root).
 fn parent(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
+    path.parent().unwrap_or(Path::new("/"))
 }
 
 /// Resolves on each SIGHUP; never where there is no such signal.
