@@ -99,6 +99,10 @@ pub struct ServerArgs {
     /// (which leaves it to the API server's next authorizer, RBAC).
     #[arg(long, env = "TURNSTILE_SAR_HARD_DENY")]
     pub sar_hard_deny: bool,
+    /// Answer a denial on the proxy endpoints with the whole answer (user, groups, roles,
+    /// deciding rule), which proxies pass to the client; by default only status and reason.
+    #[arg(long, env = "TURNSTILE_FULL_DENIAL_BODY")]
+    pub full_denial_body: bool,
     /// Log format.
     #[arg(long, env = "TURNSTILE_LOG_FORMAT", value_enum, default_value_t)]
     pub log_format: LogFormat,

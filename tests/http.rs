@@ -16,11 +16,17 @@ use turnstile::sources::files;
 async fn state(examples: bool) -> std::sync::Arc<AppState> {
     let state = AppState::new(Publisher::new(), Authenticator::new(AuthnConfig::default()).await);
     if examples {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-        let (snap, report) = Snapshot::build(&files::load(&dir).unwrap().definitions(), jiff::Timestamp::now());
-        state.publisher().publish(snap, &report);
+        state_from_examples(&state);
     }
     state
+}
+
+/// Publishes the seed manifests in `state`.
+fn state_from_examples(state: &std::sync::Arc<AppState>) -> std::sync::Arc<AppState> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let (snap, report) = Snapshot::build(&files::load(&dir).unwrap().definitions(), jiff::Timestamp::now());
+    state.publisher().publish(snap, &report);
+    state.clone()
 }
 
 /// Serves `authorizer` on an ephemeral port.
@@ -36,6 +42,31 @@ async fn listen(authorizer: Authorizer) -> std::net::SocketAddr {
 /// Starts a server with every endpoint on one port.
 async fn start(examples: bool) -> std::net::SocketAddr {
     listen(Authorizer::new(state(examples).await, Surface::Both, None)).await
+}
+
+/// A proxy endpoint's denial carries its status and reason, unless the full body is asked for;
+/// `/v1/check` always answers in full.
+#[tokio::test]
+async fn denials_on_proxy_endpoints_say_only_why_unless_asked() {
+    let headers = [
+        ("X-Forwarded-Method", "DELETE"),
+        ("X-Forwarded-Host", "api.example.com"),
+        ("X-Forwarded-Uri", "/api/v1/policy-definitions/p-1?ou=accounting"),
+        ("X-Auth-Request-User", "bob@example.com"),
+    ];
+    for full in [false, true] {
+        let authn = Authenticator::new(AuthnConfig { trusted_headers: true, ..AuthnConfig::default() }).await;
+        let options = turnstile::http::Options { full_denial_body: full, ..Default::default() };
+        let state = AppState::with_options(Publisher::new(), authn, options);
+        let examples = state_from_examples(&state);
+        let addr = listen(Authorizer::new(examples, Surface::Both, None)).await;
+        let denied = http(addr, "GET", "/authz/forward", &headers, "").await;
+        assert_eq!(denied.status, 403);
+        let body = denied.json();
+        assert!(body["reason"].as_str().unwrap().contains("DeletePolicyDefinition"), "{body}");
+        assert_eq!(body.get("roles").is_some(), full, "{body}");
+        assert_eq!(body.get("user").is_some(), full, "{body}");
+    }
 }
 
 /// `/v1/*` answers for any subject its caller names, so it has a listener of its own: the proxy

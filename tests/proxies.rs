@@ -270,6 +270,16 @@ async fn through_caddy_forward_auth() {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     wait_for(addr, "caddy").await;
     through(addr, &token).await;
+    // Caddy hands a denial's body to the client: it says why, and not who is in which group or
+    // which role and rule decided.
+    let bob = format!("Bearer {}", token("bob@example.com"));
+    let headers = [("Host", "api.example.com"), ("X-Turnstile-OU", "accounting"), ("Authorization", bob.as_str())];
+    let denied = common::http(addr, "DELETE", "/api/v1/policy-definitions/p-1", &headers, "").await;
+    assert_eq!(denied.status, 403);
+    let body = denied.json();
+    let fields: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(fields, ["allowed", "reason", "status"], "{body}");
+    assert!(body["reason"].as_str().unwrap().contains("DeletePolicyDefinition"), "{body}");
 }
 
 /// A host-scoped catalog whose deletes are denied, beside a raw-path grant on the same paths:

@@ -90,6 +90,9 @@ pub struct Options {
     /// The admission webhook's check of one object against the serving snapshot and its
     /// report: `Ok(warnings)` admits, `Err(why)` refuses. `None`: the webhook is off.
     pub admission: Option<AdmissionCheck>,
+    /// Answer a denial on the proxy endpoints with the whole answer (user, groups, roles,
+    /// deciding rule) instead of its status and reason. Proxies pass that body to the client.
+    pub full_denial_body: bool,
 }
 
 /// See [`Options::admission`].
@@ -545,7 +548,7 @@ async fn check(state: &AppState, request: axum::extract::Request) -> Handled {
     } else {
         snapshot.decide(&req).answer()
     };
-    decision_response(answer, identity.err(), true)
+    decision_response(answer, identity.err(), Detail::Full)
 }
 
 /// Where kube-apiserver's webhook authorizer sends its SubjectAccessReviews.
@@ -728,7 +731,8 @@ async fn decide_proxied(
     let decision = snapshot.decide(&req);
     if !decision.allowed() || decision_log_enabled() {
         let answer = decision.answer();
-        return decision_response(answer, identity.as_ref().err().cloned(), false);
+        let detail = if state.options.full_denial_body { Detail::Full } else { Detail::Proxy };
+        return decision_response(answer, identity.as_ref().err().cloned(), detail);
     }
     // The hot path: an allowed answer is its headers, written straight from the decision.
     let mut headers = HeaderMap::with_capacity(5);
@@ -752,7 +756,26 @@ async fn decide_proxied(
 /// `WWW-Authenticate`; the answer as JSON.
 /// The answer; `full` puts it in the body of an allowed response too (proxies read only the
 /// headers of one, so the adapters leave it empty).
-fn decision_response(mut answer: Answer, authn_error: Option<String>, full: bool) -> Handled {
+/// How much of an answer its response body carries.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Detail {
+    /// The whole answer, allowed or not (`/v1/check`, or proxies with `--full-denial-body`).
+    Full,
+    /// For a proxy, which passes a denial's body on to the client: no body when allowed (the
+    /// headers say it all), and only the status and reason when denied, so that a client does
+    /// not learn the groups, roles and rules that decided.
+    Proxy,
+}
+
+/// The short body of a denial on a proxy endpoint.
+#[derive(serde::Serialize)]
+struct Denial<'a> {
+    allowed: bool,
+    status: u16,
+    reason: &'a str,
+}
+
+fn decision_response(mut answer: Answer, authn_error: Option<String>, detail: Detail) -> Handled {
     if answer.status == 401
         && let Some(e) = authn_error
     {
@@ -778,10 +801,13 @@ fn decision_response(mut answer: Answer, authn_error: Option<String>, full: bool
             set(header::WWW_AUTHENTICATE, "Bearer realm=\"turnstile\"");
         }
     }
-    let response = if full || !answer.allowed {
-        (status, headers, axum::Json(&answer)).into_response()
-    } else {
-        (status, headers).into_response()
+    let response = match (detail, answer.allowed) {
+        (Detail::Full, _) => (status, headers, axum::Json(&answer)).into_response(),
+        (Detail::Proxy, true) => (status, headers).into_response(),
+        (Detail::Proxy, false) => {
+            let denial = Denial { allowed: false, status: answer.status, reason: &answer.reason };
+            (status, headers, axum::Json(denial)).into_response()
+        }
     };
     let status = answer.status;
     (response, Outcome::Decided { status, answer: decision_log_enabled().then(|| Box::new(answer)) })

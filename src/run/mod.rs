@@ -80,7 +80,11 @@ where
             let world = world.map(|(snapshot, report)| crate::sources::admission::World { snapshot, report });
             crate::sources::admission::check(object, world, jiff::Timestamp::now())
         });
-        let options = crate::http::Options { sar_hard_deny: args.sar_hard_deny, admission: Some(admission) };
+        let options = crate::http::Options {
+            sar_hard_deny: args.sar_hard_deny,
+            admission: Some(admission),
+            full_denial_body: args.full_denial_body,
+        };
         let state = crate::http::AppState::with_options(publisher, authn, options);
         let api_token = match &args.api_token_file {
             Some(path) => Some(api_token(path)?),
