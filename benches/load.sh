@@ -9,6 +9,7 @@
 #   healthz    the same server answering /healthz: its HTTP stack and the kernel's TCP alone;
 #   nginx      Debian's nginx answering `return 200` (when installed): this machine's floor.
 # The last lines are the medians over the rounds. Needs wrk (apt-get install wrk) and openssl.
+# TURNSTILE_BIN=path runs that binary instead of building this checkout (to compare builds).
 # The server runs one worker thread (WORKERS=2 for two), leaving the other core to wrk, as nginx
 # runs one worker process.
 set -euo pipefail
@@ -20,7 +21,11 @@ port=18080
 work=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
-cargo build --release --quiet
+bin=${TURNSTILE_BIN:-}
+if [ -z "$bin" ]; then
+  cargo build --release --quiet
+  bin=./target/release/turnstile
+fi
 
 # An RS256 key, its JWKS, an issuer configured with it, and a token for bob valid for an hour.
 b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
@@ -39,7 +44,7 @@ claims="{\"iss\": \"https://issuer.load\", \"aud\": \"turnstile\", \"sub\": \"bo
 unsigned="$(printf '%s' '{"alg": "RS256", "kid": "load"}' | b64url).$(printf '%s' "$claims" | b64url)"
 token="$unsigned.$(printf '%s' "$unsigned" | openssl dgst -sha256 -sign "$work/key.pem" | b64url)"
 
-./target/release/turnstile serve --manifests examples --listen 127.0.0.1:$port --api-listen 127.0.0.1:0 --workers "${WORKERS:-1}" \
+"$bin" serve --manifests examples --listen 127.0.0.1:$port --api-listen 127.0.0.1:0 --workers "${WORKERS:-1}" \
   --config "$work/config.yaml" --trusted-headers --decision-log false 2>/dev/null &
 turnstile=$!
 pids+=("$turnstile")
