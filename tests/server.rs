@@ -58,8 +58,10 @@ async fn closed_within(conn: &mut TcpStream, within: Duration) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_and_half_open_connections_are_closed_on_both_protocols() {
     let idle = Duration::from_millis(400);
-    // The first-request clock is left long, so that what closes them is the idle clock.
-    let addr = start(ServerOptions { idle_timeout: idle, ..ServerOptions::default() }).await;
+    // Connections that never sent a request run on the first-request clock, the others on the
+    // idle clock.
+    let options = ServerOptions { idle_timeout: idle, first_request_timeout: idle, ..ServerOptions::default() };
+    let addr = start(options).await;
 
     let silent = TcpStream::connect(addr).await.unwrap();
     let mut preface_only = TcpStream::connect(addr).await.unwrap();

@@ -28,6 +28,7 @@ pub struct Connections {
     open: Mutex<HashMap<u64, Arc<Activity>>>,
     next_id: AtomicU64,
     idle_timeout: Duration,
+    first_request_timeout: Duration,
     epoch: Instant,
     /// Whether the cap was reached since it was last logged, so that a flood logs once.
     at_cap: AtomicBool,
@@ -37,7 +38,9 @@ pub struct Connections {
 struct Activity {
     /// Requests being answered; a connection with none is idle.
     in_flight: AtomicUsize,
-    /// Milliseconds from [`Connections::epoch`] to the last request's start or end (or the
+    /// Whether a request has arrived: until one does, the first-request timeout applies.
+    served: AtomicBool,
+    /// Milliseconds from [`Connections::epoch`] to the last request's start (or the
     /// connection's accept): the eviction order.
     last_active: AtomicU64,
     evicted: AtomicBool,
@@ -46,12 +49,15 @@ struct Activity {
 }
 
 impl Connections {
-    pub fn new(max: usize, idle_timeout: Duration) -> Arc<Connections> {
+    /// At most `max` connections; each closed after `idle_timeout` with nothing received while
+    /// no request is being answered, or `first_request_timeout` before its first request.
+    pub fn new(max: usize, idle_timeout: Duration, first_request_timeout: Duration) -> Arc<Connections> {
         Arc::new(Connections {
             slots: Arc::new(Semaphore::new(max)),
             open: Mutex::default(),
             next_id: AtomicU64::new(0),
             idle_timeout,
+            first_request_timeout,
             epoch: Instant::now(),
             at_cap: AtomicBool::new(false),
         })
@@ -93,6 +99,7 @@ impl Connections {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let activity = Arc::new(Activity {
             in_flight: AtomicUsize::new(0),
+            served: AtomicBool::new(false),
             last_active: AtomicU64::new(self.now_ms()),
             evicted: AtomicBool::new(false),
             reader: AtomicWaker::new(),
@@ -150,11 +157,12 @@ impl<S: Send + 'static> axum_server::accept::Accept<TcpStream, S> for Admit {
             let _ = stream.set_nodelay(true);
             let admitted = connections.admit().await?;
             let counted = Counted { inner: service, activity: admitted.activity.clone(), epoch: connections.epoch };
-            let idle = Box::pin(tokio::time::sleep(connections.idle_timeout));
+            let idle = Box::pin(tokio::time::sleep(connections.first_request_timeout));
             let tracked = Tracked {
                 inner: stream,
                 idle,
                 idle_timeout: connections.idle_timeout,
+                first_request_timeout: connections.first_request_timeout,
                 last_io: Instant::now(),
                 admitted,
             };
@@ -164,12 +172,14 @@ impl<S: Send + 'static> axum_server::accept::Accept<TcpStream, S> for Admit {
 }
 
 /// A connection's stream that fails once the connection has been idle for the idle timeout
-/// (no bytes either way while no request is being answered), or once it has been evicted.
-/// hyper then closes the connection.
+/// (nothing received for that long while no request is being answered), or once it has been
+/// evicted. hyper then closes the connection. Sends are not timed: each answers a request,
+/// and the request's bytes already counted.
 pub struct Tracked<S> {
     inner: S,
     idle: Pin<Box<Sleep>>,
     idle_timeout: Duration,
+    first_request_timeout: Duration,
     last_io: Instant,
     admitted: Admitted,
 }
@@ -186,15 +196,20 @@ impl<S> Tracked<S> {
             if self.idle.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
-            let busy = self.admitted.activity.in_flight.load(Ordering::Acquire) > 0;
-            let quiet_until = self.last_io + self.idle_timeout;
+            let activity = &self.admitted.activity;
+            let busy = activity.in_flight.load(Ordering::Acquire) > 0;
+            let limit = match activity.served.load(Ordering::Relaxed) {
+                true => self.idle_timeout,
+                false => self.first_request_timeout,
+            };
+            let quiet_until = self.last_io + limit;
             if !busy && quiet_until <= Instant::now() {
-                let why = format!("idle for {:?}", self.idle_timeout);
+                let why = format!("idle for {limit:?}");
                 return Poll::Ready(io::Error::new(io::ErrorKind::TimedOut, why));
             }
             // There was traffic (or a request is being answered) since the timer was set: the
             // timer is moved, not reset on every read.
-            let next = if busy { Instant::now() + self.idle_timeout } else { quiet_until };
+            let next = if busy { Instant::now() + limit } else { quiet_until };
             self.idle.as_mut().reset(next);
         }
     }
@@ -207,13 +222,20 @@ impl<S> Tracked<S> {
 impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        this.admitted.activity.reader.register(cx.waker());
         if this.evicted() {
             return Poll::Ready(Err(Self::evicted_error()));
         }
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Pending => this.poll_idle(cx).map(Err),
+            Poll::Pending => {
+                // Waiting for the client: an eviction must wake this task (and is checked
+                // again, in case it came before the waker was registered).
+                this.admitted.activity.reader.register(cx.waker());
+                if this.evicted() {
+                    return Poll::Ready(Err(Self::evicted_error()));
+                }
+                this.poll_idle(cx).map(Err)
+            }
             ready => {
                 if buf.filled().len() > before {
                     this.last_io = Instant::now();
@@ -229,10 +251,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_write(cx, data) {
             Poll::Pending => this.poll_idle(cx).map(Err),
-            ready => {
-                this.last_io = Instant::now();
-                ready
-            }
+            ready => ready,
         }
     }
 
@@ -252,10 +271,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
             Poll::Pending => this.poll_idle(cx).map(Err),
-            ready => {
-                this.last_io = Instant::now();
-                ready
-            }
+            ready => ready,
         }
     }
 
@@ -309,20 +325,19 @@ impl<F: Future + Unpin> Future for Answering<F> {
 /// Counts one request in flight for as long as it lives.
 struct Busy {
     activity: Arc<Activity>,
-    epoch: Instant,
 }
 
 impl Busy {
     fn start(activity: Arc<Activity>, epoch: Instant) -> Busy {
         activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        activity.served.store(true, Ordering::Relaxed);
         activity.last_active.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
-        Busy { activity, epoch }
+        Busy { activity }
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.activity.last_active.store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
         self.activity.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }

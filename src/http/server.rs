@@ -18,8 +18,8 @@ use super::connections::{Admit, Connections};
 /// connection first and never reuses one the server is closing.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(75);
 
-/// How long a new connection may take to send its first request (TLS handshake excluded, which
-/// has its own 10 s). Proxies and probes send theirs at once; a client that connects and says
+/// How long a new connection may stay silent before its first request (a TLS handshake also has
+/// its own 10 s). Proxies and probes send theirs at once; a client that connects and says
 /// nothing, or sends an HTTP/2 preface and stops, is closed after this.
 pub const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -72,7 +72,8 @@ pub async fn serve(
         shutdown.await;
         stopper.graceful_shutdown(Some(DRAIN_TIMEOUT));
     });
-    let admit = Admit(Connections::new(options.max_connections, options.idle_timeout));
+    let connections = Connections::new(options.max_connections, options.idle_timeout, options.first_request_timeout);
+    let admit = Admit(connections);
     let service = tower::make::Shared::new(authorizer);
     let listener = listener.into_std()?;
     let on_error = |peer: Option<&std::net::SocketAddr>, e: &std::io::Error| match peer {
@@ -85,17 +86,13 @@ pub async fn serve(
             let mut server = axum_server::from_tcp_rustls(listener, tls)?
                 .map(|tls| tls.acceptor(admit))
                 .handle(handle)
-                .first_request_timeout(options.first_request_timeout)
                 .accept_error_handler(on_error);
             configure(server.http_builder(), &options);
             server.serve(service).await
         }
         None => {
-            let mut server = axum_server::from_tcp(listener)?
-                .acceptor(admit)
-                .handle(handle)
-                .first_request_timeout(options.first_request_timeout)
-                .accept_error_handler(on_error);
+            let mut server =
+                axum_server::from_tcp(listener)?.acceptor(admit).handle(handle).accept_error_handler(on_error);
             configure(server.http_builder(), &options);
             server.serve(service).await
         }

@@ -45,7 +45,7 @@ impl Relevant {
 impl Changes {
     /// Watches `targets` (files or folders) and their parent folders.
     pub fn new(targets: &[&Path]) -> notify::Result<Changes> {
-        let targets: Vec<PathBuf> = targets.iter().map(|t| std::path::absolute(t)).collect::<Result<_, _>>()?;
+        let targets: Vec<PathBuf> = targets.iter().map(std::path::absolute).collect::<Result<_, _>>()?;
         let parents: Vec<PathBuf> = targets.iter().map(|t| parent(t).to_path_buf()).collect();
         let relevant = Relevant { targets: targets.clone(), parents: parents.clone() };
         let (tx, events) = unbounded_channel();
