@@ -22,7 +22,7 @@ fn snapshot_bytes(defs: &turnstile::engine::Definitions, now: jiff::Timestamp) -
     let (snap, report) = Snapshot::build(defs, now);
     drop(report);
     let stats = region.change();
-    (snap, stats.bytes_allocated as isize - stats.bytes_deallocated as isize + stats.bytes_reallocated)
+    (snap, stats.bytes_allocated as isize - stats.bytes_deallocated as isize)
 }
 
 fn main() {
