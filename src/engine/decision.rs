@@ -15,6 +15,7 @@ use super::catalog::{Extractor, Piece, Route, Routed, Source, normalize_host};
 use super::index::{Grant, PermissionSet, Scope, SetId, Snapshot};
 use super::model::GLOBAL;
 use super::ou::{OuId, Owner};
+use super::path_trie::SegmentKey;
 use super::request::{
     Claims, OU_HEADER, Request, Segments, Subject, query_param, scalar_text, split_path, upper_method,
 };
@@ -590,6 +591,7 @@ impl Snapshot {
         };
 
         // 5. deny, then allow, then default
+        let path_keys = SegmentKey::of_path(access_path);
         let attrs = Attributes {
             resource_type: operation.resource_type,
             api_name: d.operation,
@@ -599,10 +601,18 @@ impl Snapshot {
             op: operation.op,
             method_bit: method_bit(method),
         };
-        let mut deciding: Option<(RuleRef<'a>, bool)> = None;
+        // One walk of each set's grant trie serves its deny and its allow rules.
+        let mut on_path: SmallVec<[u32; 32]> = SmallVec::new();
+        let mut found_at: SmallVec<[(usize, usize); 16]> = SmallVec::new();
         for &id in &sets {
+            let start = on_path.len();
+            self.sets[id as usize].by_path.candidates(&path_keys, &mut on_path);
+            found_at.push((start, on_path.len()));
+        }
+        let mut deciding: Option<(RuleRef<'a>, bool)> = None;
+        for (&id, &(start, end)) in sets.iter().zip(&found_at) {
             let set = &self.sets[id as usize];
-            if let Some(i) = evaluate(set, &set.deny, Side::Deny, &attrs, tracer) {
+            if let Some(i) = evaluate(set, &set.deny, Side::Deny, &attrs, &on_path[start..end], tracer) {
                 if deciding.is_none() {
                     deciding = Some((RuleRef { set: &set.name, side: Side::Deny, index: i }, false));
                 }
@@ -611,7 +621,7 @@ impl Snapshot {
                 }
             }
         }
-        for &id in &sets {
+        for (&id, &(start, end)) in sets.iter().zip(&found_at) {
             let set = &self.sets[id as usize];
             let by_operation = set.operations.as_ref().is_some_and(|ops| ops.contains(d.operation));
             if let Some(t) = tracer.trace()
@@ -624,11 +634,8 @@ impl Snapshot {
             let found = if by_operation && !T::ENABLED {
                 Some(RuleRef { set: &set.name, side: Side::Operations, index: 0 })
             } else {
-                let rule = evaluate(set, &set.allow, Side::Allow, &attrs, tracer).map(|i| RuleRef {
-                    set: &set.name,
-                    side: Side::Allow,
-                    index: i,
-                });
+                let rule = evaluate(set, &set.allow, Side::Allow, &attrs, &on_path[start..end], tracer)
+                    .map(|i| RuleRef { set: &set.name, side: Side::Allow, index: i });
                 if by_operation { Some(RuleRef { set: &set.name, side: Side::Operations, index: 0 }) } else { rule }
             };
             if let Some(r) = found {
@@ -764,11 +771,12 @@ fn evaluate<S: AsRef<str>, T: Tracer>(
     rules: &RuleList,
     side: Side,
     attrs: &Attributes<'_, S>,
+    on_path: &[u32],
     tracer: &mut T,
 ) -> Option<u32> {
     // Both paths decide each rule with `Rule::check`; the trace only looks at every rule.
     let Some(t) = tracer.trace() else {
-        return rules.first_match(attrs);
+        return rules.first_match(attrs, on_path);
     };
     let mut first = None;
     let traced = t.set(&set.name);

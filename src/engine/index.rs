@@ -13,8 +13,9 @@ use smallvec::SmallVec;
 use super::catalog::Router;
 use super::model::{Definitions, Meta, PermissionSetDef, RoleDef, SubjectKind, UserBindingDef};
 use super::ou::{OuId, OuTree};
+use super::path_trie::PathTrie;
 use super::report::{Kind, Problem, Reason, Report};
-use super::rules::{Domain, RuleCompiler, RuleList, SideKind};
+use super::rules::{Domain, RuleCompiler, RuleList, SideKind, grant_trie};
 use super::{HashMap, HashSet};
 
 pub(crate) type SetId = u32;
@@ -35,6 +36,8 @@ pub(crate) struct PermissionSet {
     pub operations: Option<HashSet<Box<str>>>,
     pub allow: RuleList,
     pub deny: RuleList,
+    /// The grants of both sides' rules.
+    pub by_path: PathTrie,
     pub scope: Scope,
 }
 
@@ -323,7 +326,8 @@ fn compile_set(
     };
     let allow = side(&def.allow, "allow", SideKind::Allow)?;
     let deny = side(&def.deny, "deny", SideKind::Deny)?;
-    Ok(PermissionSet { name: def.meta.name.as_str().into(), operations, allow, deny, scope })
+    let by_path = grant_trie(&allow, &deny);
+    Ok(PermissionSet { name: def.meta.name.as_str().into(), operations, allow, deny, by_path, scope })
 }
 
 fn resolve_sets(def: &RoleDef, set_ids: &HashMap<&str, SetId>) -> Result<Vec<SetId>, Problem> {

@@ -5,7 +5,8 @@
 //!                                     └──▶ Report (status of every object)
 //! ```
 //! - [`ou`]: the organizational-unit tree under `global`, with closed ancestry.
-//! - [`rules`]: compiled allow/deny rules (anchored regexes, feature-path grants).
+//! - [`rules`]: compiled allow/deny rules (anchored regexes, feature-path grants), indexed
+//!   by the operations they name and, through `path_trie`, by the paths they grant.
 //! - [`catalog`]: API catalogs compiled into one route trie, and the five extractors.
 //! - [`index`]: the immutable snapshot and its build.
 //! - [`decision`]: DESIGN §3, with its reason, deciding rule and optional trace.
@@ -21,6 +22,7 @@ pub mod decision;
 pub mod index;
 pub mod model;
 pub mod ou;
+mod path_trie;
 pub mod report;
 pub mod request;
 pub mod rules;

@@ -20,6 +20,7 @@ use smallvec::SmallVec;
 
 use super::HashMap;
 use super::model::RuleDef;
+use super::path_trie::PathTrie;
 use super::report::{Problem, Reason};
 
 /// Compiled-size limit for one pattern (the regex crate's default is 10 MiB).
@@ -96,8 +97,10 @@ impl Matcher {
 /// covers the node it names and everything below it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PathPattern {
-    /// `None` is `*`.
-    pub(crate) segments: Box<[Option<Box<str>>]>,
+    /// The segments joined by `/`: one allocation, read in one go when a rule is checked. A
+    /// `*` segment is the wildcard (a literal segment is never `*`).
+    text: Box<str>,
+    len: usize,
 }
 
 impl PathPattern {
@@ -105,15 +108,24 @@ impl PathPattern {
         if !raw.starts_with('/') {
             return Err(format!("path grant `{raw}` must start with `/`"));
         }
-        let segments = raw.split('/').filter(|s| !s.is_empty()).map(|s| (s != "*").then(|| s.into())).collect();
-        Ok(PathPattern { segments })
+        let segments: Vec<&str> = raw.split('/').filter(|s| !s.is_empty()).collect();
+        Ok(PathPattern { text: segments.join("/").into(), len: segments.len() })
+    }
+
+    /// The number of segments.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Each segment: `None` for `*`, else the literal.
+    pub(crate) fn parts(&self) -> impl Iterator<Item = Option<&str>> {
+        self.text.split('/').filter(|s| !s.is_empty()).map(|s| (s != "*").then_some(s))
     }
 
     /// Does this grant cover the access path (given as its segments)?
     #[inline]
     pub(crate) fn covers<S: AsRef<str>>(&self, path: &[S]) -> bool {
-        self.segments.len() <= path.len()
-            && self.segments.iter().zip(path).all(|(p, s)| p.as_deref().is_none_or(|p| p == s.as_ref()))
+        self.len <= path.len() && self.parts().zip(path).all(|(p, s)| p.is_none_or(|p| p == s.as_ref()))
     }
 
     /// The same, comparing each segment as a lenient backend reads it ([`loosely_equal`]):
@@ -121,12 +133,11 @@ impl PathPattern {
     /// `/admin`.
     #[inline]
     pub(crate) fn covers_loosely<S: AsRef<str>>(&self, path: &[S]) -> bool {
-        self.segments.len() <= path.len()
-            && self.segments.iter().zip(path).all(|(p, s)| p.as_deref().is_none_or(|p| loosely_equal(p, s.as_ref())))
+        self.len <= path.len() && self.parts().zip(path).all(|(p, s)| p.is_none_or(|p| loosely_equal(p, s.as_ref())))
     }
 
     pub fn segments(&self) -> impl Iterator<Item = &str> {
-        self.segments.iter().map(|s| s.as_deref().unwrap_or("*"))
+        self.parts().map(|s| s.unwrap_or("*"))
     }
 }
 
@@ -135,7 +146,13 @@ impl PathPattern {
 /// variant as the same segment can only take access away.
 #[inline]
 pub(crate) fn loosely_equal(lit: &str, seg: &str) -> bool {
-    lit == seg || seg.split(';').next().unwrap_or(seg).trim().eq_ignore_ascii_case(lit)
+    lit == seg || bare_segment(seg).eq_ignore_ascii_case(lit)
+}
+
+/// A path segment without its `;param` suffix and surrounding spaces.
+#[inline]
+pub(crate) fn bare_segment(seg: &str) -> &str {
+    seg.split(';').next().unwrap_or(seg).trim()
 }
 
 /// The attributes of a request that rules look at.
@@ -394,62 +411,107 @@ impl<'d> RuleCompiler<'d> {
 
     /// Compiles one side of a set.
     pub(crate) fn side(&mut self, defs: &[RuleDef], side: SideKind) -> Result<RuleList, (usize, Problem)> {
-        let mut rules = Vec::with_capacity(defs.len());
-        let mut by_op: HashMap<u32, SmallVec<[u32; 2]>> = HashMap::default();
-        let mut any_op = Vec::new();
-        for (i, def) in defs.iter().enumerate() {
-            let rule = self.rule(def, side).map_err(|p| (i, p))?;
-            let index = i as u32;
-            match &rule.api_name {
-                Some(f) => {
-                    for op in f.ids.iter() {
-                        by_op.entry(*op).or_default().push(index);
-                    }
-                }
-                None => any_op.push(index),
-            }
-            rules.push(rule);
-        }
-        Ok(RuleList { rules: rules.into(), by_op, any_op: any_op.into() })
+        let rules = defs
+            .iter()
+            .enumerate()
+            .map(|(i, def)| self.rule(def, side).map_err(|p| (i, p)))
+            .collect::<Result<Box<[Rule]>, _>>()?;
+        Ok(RuleList::new(rules, side))
     }
 }
 
-/// The rules of one side of a permission set, bucketed by the operations they can match.
-#[derive(Clone, Debug, Default)]
+/// The rules of one side of a permission set, indexed by the operations they can match.
+///
+/// A rule with `paths` is found through its set's grant trie ([`grant_trie`]); one without is
+/// found by the operations its `apiName` matches, or is a candidate for every request when it
+/// has no `apiName`. The index only skips rules that cannot match: every candidate is decided
+/// by [`Rule::check`], and the first in rule order wins.
+#[derive(Clone, Debug)]
 pub(crate) struct RuleList {
     pub rules: Box<[Rule]>,
-    /// Domain operation id → rules whose `apiName` matches it, in order.
+    side: SideKind,
+    /// Domain operation id → rules without `paths` whose `apiName` matches it, in order.
     by_op: HashMap<u32, SmallVec<[u32; 2]>>,
-    /// Rules without `apiName`, in order.
+    /// Rules without `paths` or `apiName`, in order.
     any_op: Box<[u32]>,
+    /// Rules without `paths` but with `apiName`, in order: candidates when the operation is
+    /// not a domain value.
+    named: Box<[u32]>,
 }
 
 impl RuleList {
-    /// Index of the first rule that matches. The buckets only skip rules whose `apiName`
-    /// cannot match; every candidate is decided by [`Rule::check`].
-    #[inline]
-    pub(crate) fn first_match<S: AsRef<str>>(&self, a: &Attributes<'_, S>) -> Option<u32> {
-        let Some(op) = a.op else {
-            return self.rules.iter().position(|r| r.check(a).is_ok()).map(|i| i as u32);
-        };
-        let bucket: &[u32] = match self.by_op.is_empty() {
-            true => &[],
-            false => self.by_op.get(&op).map_or(&[], |b| b.as_slice()),
-        };
-        let (mut x, mut y) = (bucket.iter().peekable(), self.any_op.iter().peekable());
-        loop {
-            let i = match (x.peek(), y.peek()) {
-                (Some(&&p), Some(&&q)) if p < q => x.next(),
-                (Some(_), Some(_)) | (None, Some(_)) => y.next(),
-                (Some(_), None) => x.next(),
-                (None, None) => return None,
-            };
-            let i = *i.expect("peeked");
-            if self.rules[i as usize].check(a).is_ok() {
-                return Some(i);
+    fn new(rules: Box<[Rule]>, side: SideKind) -> RuleList {
+        let mut by_op: HashMap<u32, SmallVec<[u32; 2]>> = HashMap::default();
+        let (mut any_op, mut named) = (Vec::new(), Vec::new());
+        for (i, rule) in rules.iter().enumerate() {
+            let index = i as u32;
+            match (&rule.paths, &rule.api_name) {
+                (Some(_), _) => {}
+                (None, Some(f)) => {
+                    for op in f.ids.iter() {
+                        by_op.entry(*op).or_default().push(index);
+                    }
+                    named.push(index);
+                }
+                (None, None) => any_op.push(index),
             }
         }
+        RuleList { rules, side, by_op, any_op: any_op.into(), named: named.into() }
     }
+
+    /// Index of the first rule that matches. `on_path` holds the entries the set's grant
+    /// trie found for the access path, of either side.
+    #[inline]
+    pub(crate) fn first_match<S: AsRef<str>>(&self, a: &Attributes<'_, S>, on_path: &[u32]) -> Option<u32> {
+        if self.rules.is_empty() {
+            return None;
+        }
+        let mut candidates: SmallVec<[u32; 16]> =
+            on_path.iter().filter_map(|&e| GrantEntry(e).index_on(self.side)).collect();
+        match a.op {
+            Some(op) => {
+                if let Some(bucket) = self.by_op.get(&op) {
+                    candidates.extend_from_slice(bucket);
+                }
+                candidates.extend_from_slice(&self.any_op);
+            }
+            None => {
+                candidates.extend_from_slice(&self.named);
+                candidates.extend_from_slice(&self.any_op);
+            }
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        candidates.into_iter().find(|&i| self.rules[i as usize].check(a).is_ok())
+    }
+
+    /// The grants of the rules, as entries of their set's grant trie.
+    fn grants(&self) -> impl Iterator<Item = (&PathPattern, u32)> {
+        self.rules.iter().zip(0..).flat_map(move |(rule, index)| {
+            rule.paths.iter().flatten().map(move |p| (p, GrantEntry::new(self.side, index).0))
+        })
+    }
+}
+
+/// A rule of either side of a set, as the set's grant trie holds it: its index and its side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct GrantEntry(u32);
+
+impl GrantEntry {
+    fn new(side: SideKind, index: u32) -> GrantEntry {
+        GrantEntry(index << 1 | u32::from(side == SideKind::Deny))
+    }
+
+    /// The rule's index, when it is on `side`.
+    fn index_on(self, side: SideKind) -> Option<u32> {
+        ((self.0 & 1 == 1) == (side == SideKind::Deny)).then_some(self.0 >> 1)
+    }
+}
+
+/// One trie of the grants of both sides of a set: a decision walks it once per set and hands
+/// what it finds to [`RuleList::first_match`] of each side.
+pub(crate) fn grant_trie(allow: &RuleList, deny: &RuleList) -> PathTrie {
+    PathTrie::build(allow.grants().chain(deny.grants()))
 }
 
 #[cfg(test)]
@@ -592,11 +654,88 @@ mod tests {
                 op: Some(d.op(api)),
                 method_bit: method_bit(method),
             };
-            assert_eq!(list.first_match(&known), expected, "{api} {method}");
+            assert_eq!(list.first_match(&known, &[]), expected, "{api} {method}");
             let slow = list.rules.iter().position(|r| r.check(&known).is_ok()).map(|i| i as u32);
             assert_eq!(slow, expected, "{api} {method}: every rule in order");
             let unknown = Attributes { resource_type_id: None, op: None, ..known };
-            assert_eq!(list.first_match(&unknown), expected, "{api} {method}: values outside the domain");
+            assert_eq!(list.first_match(&unknown, &[]), expected, "{api} {method}: values outside the domain");
+        }
+    }
+
+    mod indexed_against_scan {
+        //! The index only skips rules: on any rules and request, the first match it finds on
+        //! each side is the first rule in order that [`Rule::check`] accepts. Rules mix deny
+        //! and allow sides, regexes that are no literal prefix, grants in several cases and
+        //! with `;param`s and spaces, and methods outside the usual nine.
+        use super::*;
+        use crate::engine::path_trie::SegmentKey;
+        use proptest::prelude::*;
+
+        const OPS: &[&str] = &["", "GetSecret", "ListJobs"];
+        const TYPES: &[&str] = &["", "k8s/job", "aws/s3"];
+        const API_NAMES: &[&str] = &["Get.*", "ListJobs", ".*", "", "List(Jobs|Pods)"];
+        const RESOURCE_TYPES: &[&str] = &["k8s/.*", "aws/s3", ""];
+        const METHODS: &[&str] =
+            &["GET", "get", "GET|HEAD", "POST|PUT", "DELETE", ".*", "P.*", "PROPFIND|purge", "HEAD", "(GET)", "[GP]ET"];
+        /// Grant segments: literals in several cases, with a `;param` and spaces, and `*`.
+        const GRANT_SEGMENTS: &[&str] = &["api", "API", "v1", "*", "svc1", "Svc1", "a;b", " x", "x"];
+        const PATH_SEGMENTS: &[&str] =
+            &["api", "API", "Api;x=1", "v1", "V1 ", " svc1", "svc1", "svc2", "x", "X", "a;b", "a", "a;c", "%"];
+        const REQUEST_METHODS: &[&str] =
+            &["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "PROPFIND", "PURGE", "MKCOL"];
+
+        fn grant() -> impl Strategy<Value = String> {
+            prop::collection::vec(prop::sample::select(GRANT_SEGMENTS), 0..4).prop_map(|s| format!("/{}", s.join("/")))
+        }
+
+        fn rule_def() -> impl Strategy<Value = RuleDef> {
+            (
+                prop::option::weighted(0.3, prop::sample::select(API_NAMES)),
+                prop::option::weighted(0.2, prop::sample::select(RESOURCE_TYPES)),
+                prop::option::weighted(0.5, prop::sample::select(METHODS)),
+                prop::option::weighted(0.8, prop::collection::vec(grant(), 1..3)),
+            )
+                .prop_map(|(api, rt, methods, paths)| RuleDef {
+                    api_name: api.map(Into::into),
+                    resource_type: rt.map(Into::into),
+                    methods: methods.map(Into::into),
+                    paths,
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn first_match_is_the_first_rule_that_checks(
+                allow in prop::collection::vec(rule_def(), 0..10),
+                deny in prop::collection::vec(rule_def(), 0..4),
+                path in prop::collection::vec(prop::sample::select(PATH_SEGMENTS), 0..5),
+                method in prop::sample::select(REQUEST_METHODS),
+                op in 0..OPS.len(),
+                rt in 0..TYPES.len(),
+                known in any::<bool>(),
+            ) {
+                let mut domain = Domain::new();
+                OPS.iter().for_each(|o| { domain.op(o); });
+                TYPES.iter().for_each(|t| { domain.resource_type(t); });
+                let mut compiler = RuleCompiler::new(&domain);
+                let allow = compiler.side(&allow, SideKind::Allow).unwrap();
+                let deny = compiler.side(&deny, SideKind::Deny).unwrap();
+                let mut on_path: SmallVec<[u32; 16]> = SmallVec::new();
+                grant_trie(&allow, &deny).candidates(&SegmentKey::of_path(&path), &mut on_path);
+                let a = Attributes {
+                    resource_type: TYPES[rt],
+                    api_name: OPS[op],
+                    method,
+                    access_path: &path,
+                    resource_type_id: known.then_some(rt as u32),
+                    op: known.then_some(op as u32),
+                    method_bit: method_bit(method),
+                };
+                for list in [&allow, &deny] {
+                    let scan = list.rules.iter().position(|r| r.check(&a).is_ok()).map(|i| i as u32);
+                    prop_assert_eq!(list.first_match(&a, &on_path), scan);
+                }
+            }
         }
     }
 }

@@ -241,8 +241,7 @@ impl Shape {
     fn evaluate(&self, path: &mut Vec<String>, grants: &[&PathPattern], denies: &[&PathPattern]) -> FeatureNode {
         // A `*` node stands for an id no pattern names: only `*` pattern segments reach it.
         let covers = |p: &&PathPattern| {
-            p.segments.len() <= path.len()
-                && p.segments.iter().zip(path.iter()).all(|(ps, s)| ps.as_deref().is_none_or(|ps| ps == s))
+            p.len() <= path.len() && p.parts().zip(path.iter()).all(|(ps, s)| ps.is_none_or(|ps| ps == s))
         };
         let allowed = grants.iter().any(covers) && !denies.iter().any(covers);
         let mut children = BTreeMap::new();
