@@ -12,10 +12,10 @@ use serde::Serialize;
 use smallvec::SmallVec;
 
 use super::catalog::{Extractor, Piece, Route, Routed, Source, normalize_host};
+use super::grants::PathKeys;
 use super::index::{Grant, PermissionSet, Scope, SetId, Snapshot};
 use super::model::GLOBAL;
 use super::ou::{OuId, Owner};
-use super::path_trie::SegmentKey;
 use super::request::{
     Claims, OU_HEADER, Request, Segments, Subject, query_param, scalar_text, split_path, upper_method,
 };
@@ -591,7 +591,7 @@ impl Snapshot {
         };
 
         // 5. deny, then allow, then default
-        let path_keys = SegmentKey::of_path(access_path);
+        let path_keys = PathKeys::of(access_path);
         let attrs = Attributes {
             resource_type: operation.resource_type,
             api_name: d.operation,
@@ -601,7 +601,7 @@ impl Snapshot {
             op: operation.op,
             method_bit: method_bit(method),
         };
-        // One walk of each set's grant trie serves its deny and its allow rules.
+        // One look-up in each set's grant index serves its deny and its allow rules.
         let mut on_path: SmallVec<[u32; 32]> = SmallVec::new();
         let mut found_at: SmallVec<[(usize, usize); 16]> = SmallVec::new();
         for &id in &sets {

@@ -11,11 +11,11 @@ use jiff::Timestamp;
 use smallvec::SmallVec;
 
 use super::catalog::Router;
+use super::grants::GrantIndex;
 use super::model::{Definitions, Meta, PermissionSetDef, RoleDef, SubjectKind, UserBindingDef};
 use super::ou::{OuId, OuTree};
-use super::path_trie::PathTrie;
 use super::report::{Kind, Problem, Reason, Report};
-use super::rules::{Domain, RuleCompiler, RuleList, SideKind, grant_trie};
+use super::rules::{Domain, RuleCompiler, RuleList, SideKind, grant_index};
 use super::{HashMap, HashSet};
 
 pub(crate) type SetId = u32;
@@ -37,7 +37,7 @@ pub(crate) struct PermissionSet {
     pub allow: RuleList,
     pub deny: RuleList,
     /// The grants of both sides' rules.
-    pub by_path: PathTrie,
+    pub by_path: GrantIndex,
     pub scope: Scope,
 }
 
@@ -326,7 +326,7 @@ fn compile_set(
     };
     let allow = side(&def.allow, "allow", SideKind::Allow)?;
     let deny = side(&def.deny, "deny", SideKind::Deny)?;
-    let by_path = grant_trie(&allow, &deny);
+    let by_path = grant_index(&allow, &deny);
     Ok(PermissionSet { name: def.meta.name.as_str().into(), operations, allow, deny, by_path, scope })
 }
 

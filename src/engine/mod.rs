@@ -6,7 +6,7 @@
 //! ```
 //! - [`ou`]: the organizational-unit tree under `global`, with closed ancestry.
 //! - [`rules`]: compiled allow/deny rules (anchored regexes, feature-path grants), indexed
-//!   by the operations they name and, through `path_trie`, by the paths they grant.
+//!   by the operations they name and, through `grants`, by the paths they grant.
 //! - [`catalog`]: API catalogs compiled into one route trie, and the five extractors.
 //! - [`index`]: the immutable snapshot and its build.
 //! - [`decision`]: DESIGN §3, with its reason, deciding rule and optional trace.
@@ -19,10 +19,10 @@ pub(crate) type HashSet<K> = std::collections::HashSet<K, foldhash::fast::Random
 
 pub mod catalog;
 pub mod decision;
+mod grants;
 pub mod index;
 pub mod model;
 pub mod ou;
-mod path_trie;
 pub mod report;
 pub mod request;
 pub mod rules;

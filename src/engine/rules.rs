@@ -10,8 +10,10 @@
 //! finite set of operation IDs and resource types the catalogs define and against the nine
 //! usual methods, so a request on known values is answered from sorted id lists and a bit
 //! mask; only a value outside those sets (a method such as `PROPFIND`) is given to the regex.
-//! A side's rules are also bucketed by the operations their `apiName` matches, so a decision
-//! looks only at the rules that can apply; the buckets skip rules, they never decide one.
+//! A side's rules without `paths` are bucketed by the operations their `apiName` matches, and
+//! a set's rules with `paths` are found through the set's grant index ([`super::grants`]), so
+//! a decision looks only at the rules that can apply, however many rules the index holds; the
+//! index skips rules, it never decides one.
 
 use std::sync::Arc;
 
@@ -19,8 +21,8 @@ use regex::{Regex, RegexBuilder};
 use smallvec::SmallVec;
 
 use super::HashMap;
+use super::grants::GrantIndex;
 use super::model::RuleDef;
-use super::path_trie::PathTrie;
 use super::report::{Problem, Reason};
 
 /// Compiled-size limit for one pattern (the regex crate's default is 10 MiB).
@@ -422,7 +424,7 @@ impl<'d> RuleCompiler<'d> {
 
 /// The rules of one side of a permission set, indexed by the operations they can match.
 ///
-/// A rule with `paths` is found through its set's grant trie ([`grant_trie`]); one without is
+/// A rule with `paths` is found through its set's grant index ([`grant_index`]); one without is
 /// found by the operations its `apiName` matches, or is a candidate for every request when it
 /// has no `apiName`. The index only skips rules that cannot match: every candidate is decided
 /// by [`Rule::check`], and the first in rule order wins.
@@ -460,7 +462,7 @@ impl RuleList {
     }
 
     /// Index of the first rule that matches. `on_path` holds the entries the set's grant
-    /// trie found for the access path, of either side.
+    /// index found for the access path, of either side.
     #[inline]
     pub(crate) fn first_match<S: AsRef<str>>(&self, a: &Attributes<'_, S>, on_path: &[u32]) -> Option<u32> {
         if self.rules.is_empty() {
@@ -485,7 +487,7 @@ impl RuleList {
         candidates.into_iter().find(|&i| self.rules[i as usize].check(a).is_ok())
     }
 
-    /// The grants of the rules, as entries of their set's grant trie.
+    /// The grants of the rules, as entries of their set's grant index.
     fn grants(&self) -> impl Iterator<Item = (&PathPattern, u32)> {
         self.rules.iter().zip(0..).flat_map(move |(rule, index)| {
             rule.paths.iter().flatten().map(move |p| (p, GrantEntry::new(self.side, index).0))
@@ -493,7 +495,7 @@ impl RuleList {
     }
 }
 
-/// A rule of either side of a set, as the set's grant trie holds it: its index and its side.
+/// A rule of either side of a set, as the set's grant index holds it: its index and its side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct GrantEntry(u32);
 
@@ -508,10 +510,10 @@ impl GrantEntry {
     }
 }
 
-/// One trie of the grants of both sides of a set: a decision walks it once per set and hands
+/// One index of the grants of both sides of a set: a decision looks it up once per set and hands
 /// what it finds to [`RuleList::first_match`] of each side.
-pub(crate) fn grant_trie(allow: &RuleList, deny: &RuleList) -> PathTrie {
-    PathTrie::build(allow.grants().chain(deny.grants()))
+pub(crate) fn grant_index(allow: &RuleList, deny: &RuleList) -> GrantIndex {
+    GrantIndex::build(allow.grants().chain(deny.grants()))
 }
 
 #[cfg(test)]
@@ -668,7 +670,7 @@ mod tests {
         //! and allow sides, regexes that are no literal prefix, grants in several cases and
         //! with `;param`s and spaces, and methods outside the usual nine.
         use super::*;
-        use crate::engine::path_trie::SegmentKey;
+        use crate::engine::grants::PathKeys;
         use proptest::prelude::*;
 
         const OPS: &[&str] = &["", "GetSecret", "ListJobs"];
@@ -721,7 +723,7 @@ mod tests {
                 let allow = compiler.side(&allow, SideKind::Allow).unwrap();
                 let deny = compiler.side(&deny, SideKind::Deny).unwrap();
                 let mut on_path: SmallVec<[u32; 16]> = SmallVec::new();
-                grant_trie(&allow, &deny).candidates(&SegmentKey::of_path(&path), &mut on_path);
+                grant_index(&allow, &deny).candidates(&PathKeys::of(&path), &mut on_path);
                 let a = Attributes {
                     resource_type: TYPES[rt],
                     api_name: OPS[op],
