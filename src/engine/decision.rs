@@ -591,7 +591,6 @@ impl Snapshot {
         };
 
         // 5. deny, then allow, then default
-        let path_keys = PathKeys::of(access_path);
         let attrs = Attributes {
             resource_type: operation.resource_type,
             api_name: d.operation,
@@ -604,9 +603,14 @@ impl Snapshot {
         // One look-up in each set's grant index serves its deny and its allow rules.
         let mut on_path: SmallVec<[u32; 32]> = SmallVec::new();
         let mut found_at: SmallVec<[(usize, usize); 16]> = SmallVec::new();
+        let mut path_keys = None;
         for &id in &sets {
             let start = on_path.len();
-            self.sets[id as usize].by_path.candidates(&path_keys, &mut on_path);
+            let grants = &self.sets[id as usize].by_path;
+            if !grants.is_empty() {
+                let keys = path_keys.get_or_insert_with(|| PathKeys::of(access_path));
+                grants.candidates(keys, &mut on_path);
+            }
             found_at.push((start, on_path.len()));
         }
         let mut deciding: Option<(RuleRef<'a>, bool)> = None;

@@ -93,6 +93,10 @@ impl GrantIndex {
         GrantIndex { literal, lengths: lengths.into(), wild: WildTrie::build(wild) }
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.literal.is_empty() && self.wild.nodes.is_empty()
+    }
+
     /// Appends to `out` the tags of the grants that may cover the path, in no particular
     /// order, possibly more than once.
     pub(crate) fn candidates<A: Array<Item = u32>>(&self, path: &PathKeys, out: &mut SmallVec<A>) {

@@ -468,23 +468,20 @@ impl RuleList {
         if self.rules.is_empty() {
             return None;
         }
-        let mut candidates: SmallVec<[u32; 16]> =
+        let check = |i: &u32| self.rules[*i as usize].check(a).is_ok();
+        let mut with_paths: SmallVec<[u32; 8]> =
             on_path.iter().filter_map(|&e| GrantEntry(e).index_on(self.side)).collect();
-        match a.op {
-            Some(op) => {
-                if let Some(bucket) = self.by_op.get(&op) {
-                    candidates.extend_from_slice(bucket);
-                }
-                candidates.extend_from_slice(&self.any_op);
-            }
-            None => {
-                candidates.extend_from_slice(&self.named);
-                candidates.extend_from_slice(&self.any_op);
-            }
-        }
-        candidates.sort_unstable();
-        candidates.dedup();
-        candidates.into_iter().find(|&i| self.rules[i as usize].check(a).is_ok())
+        with_paths.sort_unstable();
+        let by_path = with_paths.iter().find(|i| check(i)).copied();
+        // Rules without paths are in no grant index: the first of them that matches wins if
+        // it comes before `by_path`.
+        let named: &[u32] = match a.op {
+            None => &self.named,
+            Some(_) if self.by_op.is_empty() => &[],
+            Some(op) => self.by_op.get(&op).map_or(&[], |b| b.as_slice()),
+        };
+        let before = by_path.unwrap_or(u32::MAX);
+        merged(named, &self.any_op).take_while(|&i| i < before).find(check).or(by_path)
     }
 
     /// The grants of the rules, as entries of their set's grant index.
@@ -493,6 +490,16 @@ impl RuleList {
             rule.paths.iter().flatten().map(move |p| (p, GrantEntry::new(self.side, index).0))
         })
     }
+}
+
+/// The indexes of two ascending lists, ascending.
+fn merged<'l>(a: &'l [u32], b: &'l [u32]) -> impl Iterator<Item = u32> + 'l {
+    let (mut a, mut b) = (a.iter().copied().peekable(), b.iter().copied().peekable());
+    std::iter::from_fn(move || match (a.peek(), b.peek()) {
+        (Some(x), Some(y)) if x <= y => a.next(),
+        (_, Some(_)) => b.next(),
+        _ => a.next(),
+    })
 }
 
 /// A rule of either side of a set, as the set's grant index holds it: its index and its side.
