@@ -102,6 +102,7 @@ pub struct PathPattern {
     /// The segments joined by `/`: one allocation, read in one go when a rule is checked. A
     /// `*` segment is the wildcard (a literal segment is never `*`).
     text: Box<str>,
+    /// The number of segments.
     len: usize,
 }
 
@@ -475,13 +476,13 @@ impl RuleList {
         let by_path = with_paths.iter().find(|i| check(i)).copied();
         // Rules without paths are in no grant index: the first of them that matches wins if
         // it comes before `by_path`.
-        let named: &[u32] = match a.op {
+        let by_operation: &[u32] = match a.op {
             None => &self.named,
             Some(_) if self.by_op.is_empty() => &[],
             Some(op) => self.by_op.get(&op).map_or(&[], |b| b.as_slice()),
         };
         let before = by_path.unwrap_or(u32::MAX);
-        merged(named, &self.any_op).take_while(|&i| i < before).find(check).or(by_path)
+        merged(by_operation, &self.any_op).take_while(|&i| i < before).find(check).or(by_path)
     }
 
     /// The grants of the rules, as entries of their set's grant index.
@@ -492,7 +493,7 @@ impl RuleList {
     }
 }
 
-/// The indexes of two ascending lists, ascending.
+/// The values of two ascending lists as one ascending sequence.
 fn merged<'l>(a: &'l [u32], b: &'l [u32]) -> impl Iterator<Item = u32> + 'l {
     let (mut a, mut b) = (a.iter().copied().peekable(), b.iter().copied().peekable());
     std::iter::from_fn(move || match (a.peek(), b.peek()) {
