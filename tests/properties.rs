@@ -462,7 +462,11 @@ fn path() -> impl Strategy<Value = String> {
                 "%2F",
                 "%zz",
                 "",
-                "Acct-0"
+                "Acct-0",
+                "workspaces",
+                "Workspaces;x=1",
+                "JOBS",
+                "%20api"
             ][..]
         )
         .prop_map(str::to_owned),
