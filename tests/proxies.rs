@@ -110,32 +110,14 @@ async fn echo_upstream() -> SocketAddr {
 
 /// nginx as ingress-nginx configures `auth-url` and `auth-response-headers`.
 fn nginx(dir: &Path, port: u16, authz: SocketAddr, upstream: SocketAddr) -> Running {
-    require("nginx");
-    for d in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"] {
-        std::fs::create_dir_all(dir.join(d)).unwrap();
-    }
-    let d = dir.display();
     let mut copy = String::new();
     for h in ["user", "groups", "ou", "role", "operation"] {
         copy.push_str(&format!(
             "      auth_request_set $auth_{h} $upstream_http_x_auth_{h};\n      proxy_set_header X-Auth-{h} $auth_{h};\n"
         ));
     }
-    let conf = format!(
-        r#"daemon off;
-master_process off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-  access_log off;
-  client_body_temp_path {d}/client_body;
-  proxy_temp_path {d}/proxy;
-  fastcgi_temp_path {d}/fastcgi;
-  uwsgi_temp_path {d}/uwsgi;
-  scgi_temp_path {d}/scgi;
-  server {{
+    let server = format!(
+        r#"  server {{
     listen 127.0.0.1:{port};
     location = /_external-auth {{
       internal;
@@ -152,7 +134,33 @@ http {{
 {copy}      proxy_pass http://{upstream};
     }}
   }}
-}}
+"#
+    );
+    run_nginx(dir, &server)
+}
+
+/// Debian's nginx, one worker in the foreground, with these `server` blocks and its files in `dir`.
+fn run_nginx(dir: &Path, servers: &str) -> Running {
+    require("nginx");
+    for d in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    let d = dir.display();
+    let conf = format!(
+        r#"daemon off;
+master_process off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log info;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/client_body;
+  proxy_temp_path {d}/proxy;
+  fastcgi_temp_path {d}/fastcgi;
+  uwsgi_temp_path {d}/uwsgi;
+  scgi_temp_path {d}/scgi;
+{servers}}}
 "#
     );
     let path = dir.join("nginx.conf");
@@ -336,11 +344,6 @@ async fn host_scoped_turnstile(dir: &Path) -> SocketAddr {
 /// from `$host`, the host nginx routed on), `X-Original-URI` with `X-Forwarded-Host $host`, and
 /// `X-Original-URI` alone, as nginx's own `auth_request` documentation has it.
 fn nginx_host_forms(dir: &Path, ports: [u16; 3], authz: SocketAddr, upstream: SocketAddr) -> Running {
-    require("nginx");
-    for d in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"] {
-        std::fs::create_dir_all(dir.join(d)).unwrap();
-    }
-    let d = dir.display();
     let forms = [
         "proxy_set_header X-Original-URL $scheme://$host$request_uri;",
         "proxy_set_header X-Original-URI $request_uri; proxy_set_header X-Forwarded-Host $host;",
@@ -370,32 +373,7 @@ fn nginx_host_forms(dir: &Path, ports: [u16; 3], authz: SocketAddr, upstream: So
             )
         })
         .collect();
-    let conf = format!(
-        r#"daemon off;
-master_process off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-  access_log off;
-  client_body_temp_path {d}/client_body;
-  proxy_temp_path {d}/proxy;
-  fastcgi_temp_path {d}/fastcgi;
-  uwsgi_temp_path {d}/uwsgi;
-  scgi_temp_path {d}/scgi;
-{servers}}}
-"#
-    );
-    let path = dir.join("nginx.conf");
-    std::fs::write(&path, conf).unwrap();
-    let child = Command::new("nginx")
-        .args(["-p", &d.to_string(), "-c", &path.display().to_string(), "-e", &format!("{d}/error.log")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Running(child)
+    run_nginx(dir, &servers)
 }
 
 /// Each way of writing the host reaches Turnstile as the host nginx routed on, or is refused:
