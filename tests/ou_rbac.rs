@@ -8,27 +8,12 @@
 #[path = "../benches/workload/ou_rbac.rs"]
 mod ou_rbac;
 
-use std::io::Read;
-use std::path::Path;
-
 use turnstile::engine::Snapshot;
-
-/// Unpacks the committed files into the layout the generator writes.
-fn unpack(into: &Path) {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ou-rbac-S");
-    std::fs::create_dir_all(into.join("manifests")).unwrap();
-    for (packed, unpacked) in [("all.yaml.gz", "manifests/all.yaml"), ("requests.jsonl.gz", "requests.jsonl")] {
-        let mut text = String::new();
-        let file = std::fs::File::open(data.join(packed)).unwrap();
-        flate2::read::GzDecoder::new(file).read_to_string(&mut text).unwrap();
-        std::fs::write(into.join(unpacked), text).unwrap();
-    }
-}
 
 #[test]
 fn every_sampled_request_of_scale_s_gets_its_expected_decision() {
     let dir = tempfile::tempdir().unwrap();
-    unpack(dir.path());
+    ou_rbac::unpack_sample(dir.path());
     let (defs, checks) = ou_rbac::load(dir.path());
     let now = jiff::Timestamp::now();
     let (snap, report) = Snapshot::build(&defs, now);

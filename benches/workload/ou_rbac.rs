@@ -44,6 +44,21 @@ impl Check {
     }
 }
 
+/// Unpacks the sample committed in `tests/data/ou-rbac-S` (scale S's manifests and every fifth
+/// of its requests) into `into`, laid out as `benches/ou-rbac.sh` writes a scale; needs neither
+/// python3 nor the generator.
+pub fn unpack_sample(into: &Path) {
+    use std::io::Read;
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ou-rbac-S");
+    std::fs::create_dir_all(into.join("manifests")).expect("a writable folder");
+    for (packed, unpacked) in [("all.yaml.gz", "manifests/all.yaml"), ("requests.jsonl.gz", "requests.jsonl")] {
+        let mut text = String::new();
+        let file = std::fs::File::open(data.join(packed)).expect("the sample is committed");
+        flate2::read::GzDecoder::new(file).read_to_string(&mut text).expect("the sample is gzipped text");
+        std::fs::write(into.join(unpacked), text).expect("a writable folder");
+    }
+}
+
 /// The definitions and requests of a generated folder.
 pub fn load(dir: &Path) -> (Definitions, Vec<Check>) {
     let loaded = turnstile::sources::files::load(&dir.join("manifests")).expect("the manifests are readable");
