@@ -14,8 +14,8 @@ use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 use rsa::traits::PublicKeyParts;
 use serde_json::{Value, json};
 use turnstile::engine::Snapshot;
+use turnstile::http::AppState;
 use turnstile::http::authn::{Authenticator, AuthnConfig, AuthnError, IssuerConfig};
-use turnstile::http::{AppState, Authorizer, ServerOptions, Surface, serve};
 use turnstile::publisher::Publisher;
 use turnstile::sources::files;
 
@@ -294,13 +294,7 @@ async fn proxy_adapters_decide_the_original_request() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let (snap, report) = Snapshot::build(&files::load(&dir).unwrap().definitions(), jiff::Timestamp::now());
     state.publisher().publish(snap, &report);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        serve(listener, Authorizer::new(state, Surface::Both, None), ServerOptions::default(), std::future::pending())
-            .await
-            .unwrap()
-    });
+    let addr = common::serve_all(state).await;
 
     let bob = format!("Bearer {}", rs256(&k, "rsa-1", &claims("bob@example.com")));
     let list = "https://api.example.com/api/v1/policy-definitions";
@@ -387,19 +381,7 @@ async fn trusted_headers_and_anonymous_are_opt_in() {
     let start = |cfg: AuthnConfig, snap: Snapshot| async move {
         let state = AppState::new(Publisher::new(), Authenticator::new(cfg).await);
         state.publisher().publish(snap, &Default::default());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            serve(
-                listener,
-                Authorizer::new(state, Surface::Both, None),
-                ServerOptions::default(),
-                std::future::pending(),
-            )
-            .await
-            .unwrap()
-        });
-        addr
+        common::serve_all(state).await
     };
     let proxied = [
         ("X-Forwarded-Method", "GET"),

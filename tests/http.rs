@@ -8,7 +8,7 @@ use common::{Reply, http};
 use serde_json::{Value, json};
 use turnstile::engine::Snapshot;
 use turnstile::http::authn::{Authenticator, AuthnConfig};
-use turnstile::http::{AppState, Authorizer, ServerOptions, Surface, serve};
+use turnstile::http::{AppState, Authorizer, ServerOptions, Surface};
 use turnstile::publisher::Publisher;
 use turnstile::sources::files;
 
@@ -31,12 +31,7 @@ fn state_from_examples(state: &std::sync::Arc<AppState>) -> std::sync::Arc<AppSt
 
 /// Serves `authorizer` on an ephemeral port.
 async fn listen(authorizer: Authorizer) -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        serve(listener, authorizer, ServerOptions::default(), std::future::pending()).await.unwrap()
-    });
-    addr
+    common::serve_on_loopback(authorizer, ServerOptions::default()).await
 }
 
 /// Starts a server with every endpoint on one port.
@@ -270,12 +265,8 @@ async fn oversized_input_is_denied_with_a_reason() {
 async fn a_client_that_trickles_its_headers_is_disconnected() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let state = AppState::new(Publisher::new(), Authenticator::new(AuthnConfig::default()).await);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let options = ServerOptions { idle_timeout: std::time::Duration::from_millis(300), ..ServerOptions::default() };
-    tokio::spawn(async move {
-        serve(listener, Authorizer::new(state, Surface::Both, None), options, std::future::pending()).await.unwrap()
-    });
+    let addr = common::serve_on_loopback(Authorizer::new(state, Surface::Both, None), options).await;
 
     let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
     slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();

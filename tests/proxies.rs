@@ -14,8 +14,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use p256::pkcs8::{EncodePrivateKey, LineEnding};
 use serde_json::{Value, json};
 use turnstile::engine::Snapshot;
+use turnstile::http::AppState;
 use turnstile::http::authn::{Authenticator, AuthnConfig, IssuerConfig};
-use turnstile::http::{AppState, Authorizer, ServerOptions, Surface, serve};
 use turnstile::publisher::Publisher;
 use turnstile::sources::files;
 
@@ -75,13 +75,7 @@ async fn turnstile(dir: &Path) -> (SocketAddr, impl Fn(&str) -> String) {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let (snap, report) = Snapshot::build(&files::load(&examples).unwrap().definitions(), jiff::Timestamp::now());
     state.publisher().publish(snap, &report);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        serve(listener, Authorizer::new(state, Surface::Both, None), ServerOptions::default(), std::future::pending())
-            .await
-            .unwrap()
-    });
+    let addr = common::serve_all(state).await;
     let pem = key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
     let token = move |user: &str| {
         let mut h = Header::new(Algorithm::ES256);
@@ -330,14 +324,7 @@ async fn host_scoped_turnstile(dir: &Path) -> SocketAddr {
     let (snap, report) = Snapshot::build(&files::load(&manifests).unwrap().definitions(), jiff::Timestamp::now());
     assert!(report.is_clean(), "{report:?}");
     state.publisher().publish(snap, &report);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        serve(listener, Authorizer::new(state, Surface::Both, None), ServerOptions::default(), std::future::pending())
-            .await
-            .unwrap()
-    });
-    addr
+    common::serve_all(state).await
 }
 
 /// nginx with three auth locations, one per port: the documented one (`X-Original-URL` built
@@ -456,6 +443,19 @@ async fn envoy_over_http2_decides_on_the_authority() {
     };
     assert_eq!(h1("api.example.com").await, 403);
     assert_eq!(h1("other.example.com").await, 200);
+    // an absolute-form target naming one host beside a `Host` naming another: in doubt, denied,
+    // even a request the raw grant would allow on either host
+    let doubt = [("Host", "other.example.com"), ("X-Auth-Request-User", "alice")];
+    let target = "http://api.example.com/authz/envoy/api/policies/p-1";
+    let answer = common::http(authz, "GET", target, &doubt, "").await;
+    assert_eq!(answer.status, 403);
+    assert!(answer.header("x-auth-reason").unwrap_or_default().contains(":authority"), "{}", answer.head);
+    // an `X-Original-URL` without a host is no better than `X-Original-URI` alone
+    let relative =
+        [("X-Original-Method", "GET"), ("X-Original-URL", "/api/policies/p-1"), ("X-Auth-Request-User", "alice")];
+    let answer = common::http(authz, "GET", "/authz/nginx", &relative, "").await;
+    assert_eq!(answer.status, 403);
+    assert!(answer.header("x-auth-reason").unwrap_or_default().contains("X-Forwarded-Host"), "{}", answer.head);
 
     let forward = common::http(
         authz,

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::json;
+use turnstile::http::AppState;
 use turnstile::http::authn::{Authenticator, AuthnConfig};
-use turnstile::http::{AppState, Authorizer, ServerOptions, Surface, serve};
 use turnstile::publisher::Publisher;
 
 async fn delete_allowed(addr: std::net::SocketAddr) -> u16 {
@@ -51,13 +51,7 @@ async fn serve_watched(target: &Path) -> (std::net::SocketAddr, turnstile::run::
     let state = AppState::new(Publisher::new(), Authenticator::new(AuthnConfig::default()).await);
     assert!(turnstile::run::files::reload(target, state.publisher(), false).is_ok());
     let reloader = turnstile::run::files::watch(target.to_owned(), state.publisher().clone(), false).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        serve(listener, Authorizer::new(state, Surface::Both, None), ServerOptions::default(), std::future::pending())
-            .await
-            .unwrap()
-    });
+    let addr = common::serve_all(state).await;
     (addr, reloader)
 }
 
@@ -199,13 +193,7 @@ async fn a_folder_that_does_not_load_leaves_the_server_unready() {
     std::fs::write(dir.path().join("broken.yaml"), "kind: [unclosed").unwrap();
     let state = AppState::new(Publisher::new(), Authenticator::new(AuthnConfig::default()).await);
     assert!(turnstile::run::files::reload(dir.path(), state.publisher(), false).is_err());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        serve(listener, Authorizer::new(state, Surface::Both, None), ServerOptions::default(), std::future::pending())
-            .await
-            .unwrap()
-    });
+    let addr = common::serve_all(state).await;
     assert_eq!(common::http(addr, "GET", "/readyz", &[], "").await.status, 503);
     assert_eq!(delete_allowed(addr).await, 403);
 }
@@ -219,14 +207,8 @@ async fn an_empty_folder_is_reported_or_refused() {
     assert_eq!(turnstile::run::files::reload(dir.path(), state.publisher(), true).map_err(|_| ()), Err(()));
     assert!(!state.publisher().is_ready(), "refused: nothing published");
     assert_eq!(turnstile::run::files::reload(dir.path(), state.publisher(), false), Ok(0));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let publisher = state.publisher().clone();
-    tokio::spawn(async move {
-        serve(listener, Authorizer::new(state, Surface::Both, None), ServerOptions::default(), std::future::pending())
-            .await
-            .unwrap()
-    });
+    let addr = common::serve_all(state).await;
     let ready = common::http(addr, "GET", "/readyz", &[], "").await;
     assert_eq!(ready.status, 200);
     assert!(ready.body.contains("holds no Turnstile objects"), "{}", ready.body);

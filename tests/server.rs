@@ -12,17 +12,12 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use turnstile::http::authn::{Authenticator, AuthnConfig};
-use turnstile::http::{AppState, Authorizer, ServerOptions, Surface, serve};
+use turnstile::http::{AppState, Authorizer, ServerOptions, Surface};
 use turnstile::publisher::Publisher;
 
 async fn start(options: ServerOptions) -> SocketAddr {
     let state = AppState::new(Publisher::new(), Authenticator::new(AuthnConfig::default()).await);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        serve(listener, Authorizer::new(state, Surface::Both, None), options, std::future::pending()).await.unwrap()
-    });
-    addr
+    common::serve_on_loopback(Authorizer::new(state, Surface::Both, None), options).await
 }
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";

@@ -64,12 +64,8 @@ impl Connections {
     }
 
     /// Connections open now.
-    pub fn count(&self) -> usize {
+    fn count(&self) -> usize {
         self.open.lock().expect("not poisoned").len()
-    }
-
-    fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
     }
 
     /// Takes a slot for a new connection: at the cap, closes the longest-idle connection and waits
@@ -100,7 +96,7 @@ impl Connections {
         let activity = Arc::new(Activity {
             in_flight: AtomicUsize::new(0),
             served: AtomicBool::new(false),
-            last_active: AtomicU64::new(self.now_ms()),
+            last_active: AtomicU64::new(millis_since(self.epoch)),
             evicted: AtomicBool::new(false),
             reader: AtomicWaker::new(),
         });
@@ -124,6 +120,11 @@ impl Connections {
             None => false,
         }
     }
+}
+
+/// Milliseconds since `epoch`: the eviction order's clock.
+fn millis_since(epoch: Instant) -> u64 {
+    epoch.elapsed().as_millis() as u64
 }
 
 /// A connection's place among the open ones, given up when its stream is dropped.
@@ -331,7 +332,7 @@ impl Busy {
     fn start(activity: Arc<Activity>, epoch: Instant) -> Busy {
         activity.in_flight.fetch_add(1, Ordering::AcqRel);
         activity.served.store(true, Ordering::Relaxed);
-        activity.last_active.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        activity.last_active.store(millis_since(epoch), Ordering::Relaxed);
         Busy { activity }
     }
 }

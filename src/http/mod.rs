@@ -194,6 +194,14 @@ impl Surface {
     fn api(self) -> bool {
         self != Surface::Proxy
     }
+
+    /// Whether a listener of this surface answers `endpoint`.
+    fn serves(self, endpoint: Endpoint) -> bool {
+        match endpoint {
+            Endpoint::check => self.api(),
+            Endpoint::nginx | Endpoint::forward | Endpoint::envoy | Endpoint::sar => self.proxy(),
+        }
+    }
 }
 
 impl Authorizer {
@@ -295,15 +303,6 @@ fn router(state: Arc<AppState>, surface: Surface) -> Router {
             .route("/v1/effective-permissions", post(effective_permissions));
     }
     router.layer(DefaultBodyLimit::max(MAX_BODY_BYTES)).with_state(state)
-}
-
-impl Surface {
-    fn serves(self, endpoint: Endpoint) -> bool {
-        match endpoint {
-            Endpoint::check => self.api(),
-            Endpoint::nginx | Endpoint::forward | Endpoint::envoy | Endpoint::sar => self.proxy(),
-        }
-    }
 }
 
 /// The validating admission webhook: an AdmissionReview v1 about one of the five kinds,
@@ -752,10 +751,6 @@ async fn decide_proxied(
     ((StatusCode::OK, headers).into_response(), Outcome::Decided { status: 200, answer: None })
 }
 
-/// 200 with the `X-Auth-*` headers, 403 with `X-Auth-Reason`, or 401 with
-/// `WWW-Authenticate`; the answer as JSON.
-/// The answer; `full` puts it in the body of an allowed response too (proxies read only the
-/// headers of one, so the adapters leave it empty).
 /// How much of an answer its response body carries.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Detail {
@@ -775,6 +770,8 @@ struct Denial<'a> {
     reason: &'a str,
 }
 
+/// 200 with the `X-Auth-*` headers, 403 with `X-Auth-Reason`, or 401 with `WWW-Authenticate`;
+/// the body as `detail` says.
 fn decision_response(mut answer: Answer, authn_error: Option<String>, detail: Detail) -> Handled {
     if answer.status == 401
         && let Some(e) = authn_error

@@ -214,3 +214,22 @@ pub async fn http(addr: std::net::SocketAddr, method: &str, path: &str, headers:
     let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     Reply { status, head: head.to_owned(), body: body.to_owned() }
 }
+
+/// Serves `authorizer` with `options` on an ephemeral loopback port while the test runs.
+pub async fn serve_on_loopback(
+    authorizer: turnstile::http::Authorizer,
+    options: turnstile::http::ServerOptions,
+) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        turnstile::http::serve(listener, authorizer, options, std::future::pending()).await.unwrap()
+    });
+    addr
+}
+
+/// Serves every endpoint of `state` on one loopback port, with the default options.
+pub async fn serve_all(state: std::sync::Arc<turnstile::http::AppState>) -> std::net::SocketAddr {
+    use turnstile::http::{Authorizer, ServerOptions, Surface};
+    serve_on_loopback(Authorizer::new(state, Surface::Both, None), ServerOptions::default()).await
+}
