@@ -103,6 +103,10 @@ pub struct ServerArgs {
     /// deciding rule), which proxies pass to the client; by default only status and reason.
     #[arg(long, env = "TURNSTILE_FULL_DENIAL_BODY")]
     pub full_denial_body: bool,
+    /// Over gRPC `ext_authz`, take the user from the SPIFFE id of the client certificate Envoy
+    /// verified (`attributes.source.principal`) when there is one, instead of from `Authorization`.
+    #[arg(long, env = "TURNSTILE_GRPC_PEER_IDENTITY")]
+    pub grpc_peer_identity: bool,
     /// Log format.
     #[arg(long, env = "TURNSTILE_LOG_FORMAT", value_enum, default_value_t)]
     pub log_format: LogFormat,

@@ -9,17 +9,12 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use base64::Engine as _;
-use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
-use p256::pkcs8::{EncodePrivateKey, LineEnding};
-use serde_json::{Value, json};
+use serde_json::Value;
 use turnstile::engine::Snapshot;
 use turnstile::http::AppState;
-use turnstile::http::authn::{Authenticator, AuthnConfig, IssuerConfig};
+use turnstile::http::authn::{Authenticator, AuthnConfig};
 use turnstile::publisher::Publisher;
 use turnstile::sources::files;
-
-const ISSUER: &str = "https://login.example.com";
 
 /// A child process killed when the test ends, however it ends.
 struct Running(Child);
@@ -53,38 +48,13 @@ fn require(binary: &str) {
 /// Turnstile on the examples, with an ES256 issuer whose JWKS is a file; returns its address
 /// and a token maker.
 async fn turnstile(dir: &Path) -> (SocketAddr, impl Fn(&str) -> String) {
-    let key = p256::SecretKey::random(&mut rand::thread_rng());
-    let point = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&key.public_key(), false);
-    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
-    let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1",
-                                "x": b64(point.x().unwrap()), "y": b64(point.y().unwrap())}]});
-    let jwks_file = dir.join("jwks.json");
-    std::fs::write(&jwks_file, jwks.to_string()).unwrap();
-    let config = AuthnConfig {
-        issuers: vec![IssuerConfig {
-            issuer: ISSUER.into(),
-            audiences: vec![],
-            algorithms: vec![Algorithm::ES256],
-            jwks_file: Some(jwks_file),
-            jwks_url: None,
-            discovery: false,
-        }],
-        ..AuthnConfig::default()
-    };
-    let state = AppState::new(Publisher::new(), Authenticator::new(config).await);
+    let issuer = common::Issuer::new(dir);
+    let state = AppState::new(Publisher::new(), Authenticator::new(issuer.config.clone()).await);
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let (snap, report) = Snapshot::build(&files::load(&examples).unwrap().definitions(), jiff::Timestamp::now());
     state.publisher().publish(snap, &report);
     let addr = common::serve_all(state).await;
-    let pem = key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
-    let token = move |user: &str| {
-        let mut h = Header::new(Algorithm::ES256);
-        h.kid = Some("k1".into());
-        let now = jiff::Timestamp::now().as_second();
-        let claims = json!({"iss": ISSUER, "sub": user, "exp": now + 600});
-        encode(&h, &claims, &EncodingKey::from_ec_pem(pem.as_bytes()).unwrap()).unwrap()
-    };
-    (addr, token)
+    (addr, move |user: &str| issuer.token(user))
 }
 
 /// An upstream that answers with the request headers it received, as JSON.

@@ -20,13 +20,16 @@ pub enum Endpoint {
     nginx,
     forward,
     envoy,
+    /// Envoy `ext_authz` over gRPC.
+    grpc,
     check,
     /// kube-apiserver's SubjectAccessReviews.
     sar,
 }
 
 impl Endpoint {
-    const ALL: [Endpoint; 5] = [Endpoint::nginx, Endpoint::forward, Endpoint::envoy, Endpoint::check, Endpoint::sar];
+    const ALL: [Endpoint; 6] =
+        [Endpoint::nginx, Endpoint::forward, Endpoint::envoy, Endpoint::grpc, Endpoint::check, Endpoint::sar];
 }
 
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]

@@ -32,6 +32,7 @@ use crate::publisher::Publisher;
 
 pub mod authn;
 mod connections;
+mod grpc;
 pub mod metrics;
 pub mod sar;
 mod server;
@@ -57,6 +58,8 @@ mod names {
     pub const X_AUTH_ROLE: HeaderName = HeaderName::from_static("x-auth-role");
     pub const X_AUTH_OPERATION: HeaderName = HeaderName::from_static("x-auth-operation");
     pub const X_AUTH_REASON: HeaderName = HeaderName::from_static("x-auth-reason");
+    /// Envoy's mark on a body it cut at `max_request_bytes` (`allow_partial_message`).
+    pub const X_ENVOY_AUTH_PARTIAL_BODY: HeaderName = HeaderName::from_static("x-envoy-auth-partial-body");
 }
 
 use names::*;
@@ -93,6 +96,9 @@ pub struct Options {
     /// Answer a denial on the proxy endpoints with the whole answer (user, groups, roles,
     /// deciding rule) instead of its status and reason. Proxies pass that body to the client.
     pub full_denial_body: bool,
+    /// Over gRPC, take the user from the SPIFFE id of the client certificate Envoy verified
+    /// (`attributes.source.principal`) when Envoy sends one, instead of from `Authorization`.
+    pub grpc_peer_identity: bool,
 }
 
 /// See [`Options::admission`].
@@ -168,6 +174,7 @@ fn decision_log_enabled() -> bool {
 pub struct Authorizer {
     state: Arc<AppState>,
     router: Router,
+    grpc: grpc::Service,
     surface: Surface,
     /// The bearer token `/v1/*` requires, when one is set.
     api_token: Option<Arc<[u8]>>,
@@ -199,7 +206,7 @@ impl Surface {
     fn serves(self, endpoint: Endpoint) -> bool {
         match endpoint {
             Endpoint::check => self.api(),
-            Endpoint::nginx | Endpoint::forward | Endpoint::envoy | Endpoint::sar => self.proxy(),
+            Endpoint::nginx | Endpoint::forward | Endpoint::envoy | Endpoint::grpc | Endpoint::sar => self.proxy(),
         }
     }
 }
@@ -207,7 +214,13 @@ impl Surface {
 impl Authorizer {
     pub fn new(state: Arc<AppState>, surface: Surface, api_token: Option<&str>) -> Authorizer {
         let api_token = api_token.map(|t| Arc::from(t.as_bytes()));
-        Authorizer { router: router(state.clone(), surface), state, surface, api_token }
+        Authorizer {
+            router: router(state.clone(), surface),
+            grpc: grpc::service(state.clone()),
+            state,
+            surface,
+            api_token,
+        }
     }
 
     /// The proxy endpoints only.
@@ -265,6 +278,14 @@ where
             let answer = (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer realm=\"turnstile-api\"")]);
             return Box::pin(std::future::ready(Ok(answer.into_response())));
         }
+        if path.starts_with(grpc::SERVICE_PREFIX) && self.surface.serves(Endpoint::grpc) {
+            // The gRPC service counts and logs its decisions itself.
+            let answer = self.grpc.call(request);
+            return Box::pin(async move {
+                let Ok(response) = answer.await;
+                Ok(response.map(Body::new))
+            });
+        }
         match endpoint(path).filter(|e| self.surface.serves(*e)) {
             Some(endpoint) => {
                 let state = self.state.clone();
@@ -277,14 +298,24 @@ where
 
 /// Runs a decision endpoint, then counts, times and (when it is on) logs what it did.
 async fn observe(state: &AppState, endpoint: Endpoint, request: axum::extract::Request) -> Response {
-    let started = Instant::now();
-    let (response, outcome) = match endpoint {
-        Endpoint::nginx => nginx(state, request.headers()).await,
-        Endpoint::forward => forward(state, request.headers()).await,
-        Endpoint::envoy => envoy(state, request).await,
-        Endpoint::check => check(state, request).await,
-        Endpoint::sar => subject_access_review(state, request).await,
+    let handled = async {
+        match endpoint {
+            Endpoint::nginx => nginx(state, request.headers()).await,
+            Endpoint::forward => forward(state, request.headers()).await,
+            Endpoint::envoy => envoy(state, request).await,
+            Endpoint::check => check(state, request).await,
+            Endpoint::sar => subject_access_review(state, request).await,
+            // `Authorizer::call` hands gRPC calls to the gRPC service, which observes its own.
+            Endpoint::grpc => refuse("gRPC calls are answered by the gRPC service"),
+        }
     };
+    observed(state, endpoint, handled).await
+}
+
+/// Awaits a decision endpoint's answer, counting, timing and (when it is on) logging it.
+async fn observed<T>(state: &AppState, endpoint: Endpoint, handled: impl Future<Output = (T, Outcome)>) -> T {
+    let started = Instant::now();
+    let (response, outcome) = handled.await;
     state.metrics.decision(endpoint, outcome.result(), started.elapsed());
     outcome.log(endpoint);
     response
@@ -661,7 +692,7 @@ async fn nginx(state: &AppState, headers: &HeaderMap) -> Handled {
         (host, _) => host,
     };
     let original = Original { method, host, path };
-    decide_proxied(state, headers, original, None).await
+    decide_proxied(state, headers, original, None, None).await
 }
 
 const NGINX_NO_HOST: &str = "missing `X-Forwarded-Host`: with `X-Original-URI` (or an `X-Original-URL` \
@@ -676,7 +707,7 @@ async fn forward(state: &AppState, headers: &HeaderMap) -> Handled {
         return refuse("missing `X-Forwarded-Host`");
     };
     let original = Original { method, host, path: uri };
-    decide_proxied(state, headers, original, None).await
+    decide_proxied(state, headers, original, None, None).await
 }
 
 /// Envoy `ext_authz` HTTP service with `path_prefix: /authz/envoy`: the call's own method,
@@ -703,12 +734,27 @@ async fn envoy(state: &AppState, request: axum::extract::Request) -> Handled {
         (None, None) => return refuse("missing `Host` (`:authority`)"),
     };
     let original = Original { method: method.as_str(), host, path: &path };
-    // A body that is not JSON leaves `j()` extractors without input: they deny.
-    let json = (!body.is_empty()).then(|| serde_json::from_slice::<Value>(&body).ok()).flatten();
-    if json.is_some() && unique_keys(&body).is_err() {
-        return refuse("the JSON body names a key twice");
+    let json = match json_body(&body, &headers) {
+        Ok(json) => json,
+        Err(refused) => return refused,
+    };
+    decide_proxied(state, &headers, original, json.as_ref(), None).await
+}
+
+/// The JSON body a proxy sent for `j()` extractors. A body that is not JSON, or one Envoy cut
+/// short (`x-envoy-auth-partial-body: true`: a prefix of JSON can itself be JSON) leaves them
+/// without input, and they deny. A body naming a key twice is refused.
+#[allow(clippy::result_large_err)]
+fn json_body(body: &[u8], headers: &HeaderMap) -> Result<Option<Value>, Handled> {
+    let partial = headers.get(X_ENVOY_AUTH_PARTIAL_BODY).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+    if body.is_empty() || partial {
+        return Ok(None);
     }
-    decide_proxied(state, &headers, original, json.as_ref()).await
+    let json = serde_json::from_slice::<Value>(body).ok();
+    if json.is_some() && unique_keys(body).is_err() {
+        return Err(refuse("the JSON body names a key twice"));
+    }
+    Ok(json)
 }
 
 async fn decide_proxied(
@@ -716,6 +762,7 @@ async fn decide_proxied(
     headers: &HeaderMap,
     original: Original<'_>,
     body: Option<&Value>,
+    peer: Option<Identity>,
 ) -> Handled {
     if let Some(problem) = original.problem() {
         return refuse(problem);
@@ -724,7 +771,10 @@ async fn decide_proxied(
         return refuse("the request headers are larger than 32 KiB");
     }
     let Some(snapshot) = state.publisher.snapshot() else { return refuse(UNAVAILABLE) };
-    let identity = state.authn.identify(headers).await.map_err(|e| e.to_string());
+    let identity = match peer {
+        Some(peer) => Ok(Arc::new(peer)),
+        None => state.authn.identify(headers).await.map_err(|e| e.to_string()),
+    };
     let http_headers = HttpHeaders(headers);
     let req = original.request(state, identity.as_deref().ok(), &http_headers, body, None);
     let decision = snapshot.decide(&req);

@@ -84,6 +84,7 @@ where
             sar_hard_deny: args.sar_hard_deny,
             admission: Some(admission),
             full_denial_body: args.full_denial_body,
+            grpc_peer_identity: args.grpc_peer_identity,
         };
         let state = crate::http::AppState::with_options(publisher, authn, options);
         let api_token = match &args.api_token_file {

@@ -233,3 +233,50 @@ pub async fn serve_all(state: std::sync::Arc<turnstile::http::AppState>) -> std:
     use turnstile::http::{Authorizer, ServerOptions, Surface};
     serve_on_loopback(Authorizer::new(state, Surface::Both, None), ServerOptions::default()).await
 }
+
+/// A token issuer for the HTTP tests: an ES256 key whose key set is written to `jwks.json` in a
+/// folder, and an authentication config that trusts it.
+pub struct Issuer {
+    pem: String,
+    pub config: turnstile::http::authn::AuthnConfig,
+}
+
+impl Issuer {
+    pub const ISSUER: &str = "https://login.example.com";
+
+    pub fn new(dir: &std::path::Path) -> Issuer {
+        use base64::Engine as _;
+        use p256::pkcs8::{EncodePrivateKey, LineEnding};
+        use turnstile::http::authn::{AuthnConfig, IssuerConfig};
+
+        let key = p256::SecretKey::random(&mut rand::thread_rng());
+        let point = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&key.public_key(), false);
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let jwks = serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1",
+                                                "x": b64(point.x().unwrap()), "y": b64(point.y().unwrap())}]});
+        let jwks_file = dir.join("jwks.json");
+        std::fs::write(&jwks_file, jwks.to_string()).unwrap();
+        let config = AuthnConfig {
+            issuers: vec![IssuerConfig {
+                issuer: Issuer::ISSUER.into(),
+                audiences: vec![],
+                algorithms: vec![jsonwebtoken::Algorithm::ES256],
+                jwks_file: Some(jwks_file),
+                jwks_url: None,
+                discovery: false,
+            }],
+            ..AuthnConfig::default()
+        };
+        Issuer { pem: key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string(), config }
+    }
+
+    /// A token for `user`, valid for ten minutes.
+    pub fn token(&self, user: &str) -> String {
+        use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+        let mut h = Header::new(Algorithm::ES256);
+        h.kid = Some("k1".into());
+        let now = jiff::Timestamp::now().as_second();
+        let claims = serde_json::json!({"iss": Issuer::ISSUER, "sub": user, "exp": now + 600});
+        encode(&h, &claims, &EncodingKey::from_ec_pem(self.pem.as_bytes()).unwrap()).unwrap()
+    }
+}
