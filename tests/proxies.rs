@@ -103,6 +103,38 @@ fn nginx(dir: &Path, port: u16, authz: SocketAddr, upstream: SocketAddr) -> Runn
     run_nginx(dir, &server)
 }
 
+/// nginx as NGINX Gateway Fabric configures it with the SnippetsFilter of
+/// `examples/integrations/nginx-gateway-fabric.yaml`: its `http.server` snippet in the server
+/// block of the route's host, its `http.server.location` snippet in the route's location, and
+/// Turnstile's Service address replaced by the test's.
+fn nginx_gateway_fabric(dir: &Path, port: u16, authz: SocketAddr, upstream: SocketAddr) -> Running {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/integrations/nginx-gateway-fabric.yaml");
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let filter = docs.iter().find(|d| d["kind"] == "SnippetsFilter").expect("a SnippetsFilter");
+    let snippet = |context: &str| {
+        let snippets = filter["spec"]["snippets"].as_array().unwrap();
+        let found = snippets.iter().find(|s| s["context"] == context).expect("the snippet");
+        found["value"].as_str().unwrap().to_owned()
+    };
+    let (server, location) = (snippet("http.server"), snippet("http.server.location"));
+    let service = "turnstile.turnstile-system.svc.cluster.local:8080";
+    assert!(server.contains(service), "{server}");
+    let server = server.replace(service, &authz.to_string());
+    let servers = format!(
+        r#"  server {{
+    listen 127.0.0.1:{port};
+    server_name api.example.com;
+{server}
+    location /api/ {{
+{location}
+      proxy_pass http://{upstream};
+    }}
+  }}
+"#
+    );
+    run_nginx(dir, &servers)
+}
+
 /// Debian's nginx, one worker in the foreground, with these `server` blocks and its files in `dir`.
 fn run_nginx(dir: &Path, servers: &str) -> Running {
     require("nginx");
@@ -227,6 +259,19 @@ async fn through_nginx_auth_request() {
     let upstream = echo_upstream().await;
     let port = free_port();
     let _nginx = nginx(dir.path(), port, authz, upstream);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    wait_for(addr, "nginx").await;
+    through(addr, &token).await;
+}
+
+/// The SnippetsFilter for NGINX Gateway Fabric: nginx.conf's lines, as the gateway puts them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_nginx_gateway_fabric_snippets() {
+    let dir = tempfile::tempdir().unwrap();
+    let (authz, token) = turnstile(dir.path()).await;
+    let upstream = echo_upstream().await;
+    let port = free_port();
+    let _nginx = nginx_gateway_fabric(dir.path(), port, authz, upstream);
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     wait_for(addr, "nginx").await;
     through(addr, &token).await;
