@@ -214,8 +214,12 @@ fn serve_answers_logs_each_decision_and_stops_on_sigterm() {
     assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
     let ask = |method: &str| {
         let url = "X-Original-URL: https://api.example.com/api/v1/policy-definitions/p-1?ou=accounting\r\n";
-        get("/authz/nginx", &format!("X-Original-Method: {method}\r\n{url}X-Auth-Request-User: bob@example.com\r\n"))
-            .unwrap()
+        let id = format!("X-Request-ID: req-{method}\r\n");
+        get(
+            "/authz/nginx",
+            &format!("X-Original-Method: {method}\r\n{url}X-Auth-Request-User: bob@example.com\r\n{id}"),
+        )
+        .unwrap()
     };
     assert!(ask("GET").starts_with("HTTP/1.1 200"));
     assert!(ask("DELETE").starts_with("HTTP/1.1 403"));
@@ -226,24 +230,38 @@ fn serve_answers_logs_each_decision_and_stops_on_sigterm() {
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
     let mut log = String::new();
     child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
-    let decisions: Vec<Value> = log
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["target"] == "turnstile::decision")
-        .map(|v| v["fields"].clone())
-        .collect();
+    assert!(!log.contains('\u{1b}'), "no colour codes when stderr is not a terminal: {log}");
+    for line in log.lines() {
+        assert!(line.starts_with(r#"{"ts":""#) && line.contains(r#","level":""#), "flat, `ts` first: {line}");
+    }
+    let lines: Vec<Value> =
+        log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    for line in &lines {
+        assert!(line["ts"].as_str().unwrap().parse::<jiff::Timestamp>().is_ok(), "{line}");
+        assert!(line["msg"].is_string() && line["target"].is_string() && line.get("fields").is_none(), "{line}");
+    }
+    let decisions: Vec<&Value> = lines.iter().filter(|v| v["target"] == "turnstile::decision").collect();
     assert_eq!(decisions.len(), 2, "{log}");
     let expected = [
-        json!({"endpoint": "nginx", "user": "bob@example.com", "ou": "accounting", "allowed": true, "status": 200,
-               "operation": "ReadPolicyDefinition", "rule": "PermissionSet/policy-management-partial/operations"}),
-        json!({"endpoint": "nginx", "user": "bob@example.com", "ou": "accounting", "allowed": false, "status": 403,
-               "operation": "DeletePolicyDefinition"}),
+        json!({"level": "info", "msg": "decision", "request_id": "req-GET", "endpoint": "nginx",
+               "user": "bob@example.com", "groups": "system:authenticated", "method": "GET",
+               "host": "api.example.com", "path": "/api/v1/policy-definitions/p-1?ou=accounting",
+               "context_ou": "accounting", "ou": "accounting", "operation": "ReadPolicyDefinition",
+               "resource_type": "clumio/policy-definition", "result": "allowed", "allowed": true, "status": 200,
+               "rule": "PermissionSet/policy-management-partial/operations"}),
+        json!({"request_id": "req-DELETE", "endpoint": "nginx", "user": "bob@example.com", "method": "DELETE",
+               "context_ou": "accounting", "ou": "accounting", "operation": "DeletePolicyDefinition",
+               "result": "denied", "allowed": false, "status": 403, "rule": ""}),
     ];
     for (logged, expected) in decisions.iter().zip(expected) {
         for (field, value) in expected.as_object().unwrap() {
             assert_eq!(&logged[field], value, "{field} in {logged}");
         }
+        assert!(logged["took_us"].as_u64().is_some(), "{logged}");
+        let id = logged["decision_id"].as_str().unwrap();
+        assert!(id.len() == 36 && id.as_bytes()[14] == b'7', "a UUIDv7: {id}");
     }
+    assert_ne!(decisions[0]["decision_id"], decisions[1]["decision_id"]);
 }
 
 #[tokio::test]

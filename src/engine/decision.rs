@@ -98,9 +98,13 @@ pub struct Decision<'a> {
     pub subject: Option<Subject<'a>>,
     /// The effective OU once known, else the context OU once known.
     pub ou: Option<&'a str>,
+    /// The context OU (the request's `X-Turnstile-OU` or `ou`, else `global`) once known.
+    pub context_ou: Option<&'a str>,
     pub roles: SmallVec<[&'a str; 2]>,
     /// Empty when no catalog routes the request.
     pub operation: &'a str,
+    /// The operation's resource type; empty when no catalog routes the request.
+    pub resource_type: &'a str,
     pub rule: Option<RuleRef<'a>>,
 }
 
@@ -360,8 +364,16 @@ impl<'a> Inputs<'a, '_> {
 /// Step 1: a decision under way and its subject; without one (no user, or a blank one, is no
 /// identity) the decision is already the 401.
 fn begin<'a>(subject: Option<Subject<'a>>, operation: &'a str) -> (Decision<'a>, Option<Subject<'a>>) {
-    let mut d =
-        Decision { outcome: Outcome::Allowed, subject, ou: None, roles: SmallVec::new(), operation, rule: None };
+    let mut d = Decision {
+        outcome: Outcome::Allowed,
+        subject,
+        ou: None,
+        context_ou: None,
+        roles: SmallVec::new(),
+        operation,
+        resource_type: "",
+        rule: None,
+    };
     let subject = subject.filter(|s| !s.user.trim().is_empty());
     if subject.is_none() {
         d.subject = None;
@@ -492,6 +504,7 @@ impl Snapshot {
         let mut resource: Option<Cow<'a, str>> = None;
         if let Some(route) = route {
             d.operation = &route.operation;
+            d.resource_type = &route.resource_type;
             let inputs = Inputs { req, route, path: &path, query };
             if let Some(pieces) = &route.access_path {
                 match inputs.fill(pieces) {
@@ -545,12 +558,14 @@ impl Snapshot {
             d
         };
         let Pending { subject, method, access_path, resource, context_name, now } = pending;
+        d.resource_type = operation.resource_type;
 
         // 3. resolve the OU
         let Some(context) = self.ous.get(&context_name) else {
             return deny(d, Denial::UnknownOu(context_name));
         };
         d.ou = Some(self.ous.name(context));
+        d.context_ou = d.ou;
         let effective = match &resource {
             None => context,
             Some(r) => {

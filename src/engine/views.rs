@@ -124,8 +124,10 @@ impl Snapshot {
                 outcome: Outcome::Denied(why),
                 subject: Some(subject),
                 ou: Some(ou_name),
+                context_ou: Some(ou_name),
                 roles: SmallVec::new(),
                 operation: "",
+                resource_type: "",
                 rule: None,
             };
             ViewError::Broken(d.reason())

@@ -25,7 +25,9 @@ use envoy_types::pb::google::rpc;
 use super::authn::Identity;
 use super::metrics::Endpoint;
 use super::names::*;
-use super::{AppState, Handled, MAX_BODY_BYTES, Original, decide_proxied, json_body, observed, refuse};
+use super::{
+    AppState, Handled, MAX_BODY_BYTES, Original, decide_proxied, decision_log_enabled, json_body, observed, refuse,
+};
 
 /// The paths of the service; only `Check` is answered.
 pub const SERVICE_PREFIX: &str = "/envoy.service.auth.v3.Authorization/";
@@ -57,7 +59,9 @@ impl Authorization for Check {
         &self,
         request: tonic::Request<CheckRequest>,
     ) -> Result<tonic::Response<CheckResponse>, tonic::Status> {
-        let response = observed(&self.state, Endpoint::grpc, decide(&self.state, request.into_inner())).await;
+        let check = request.into_inner();
+        let request_id = decision_log_enabled().then(|| request_id(&check)).flatten();
+        let response = observed(&self.state, Endpoint::grpc, request_id.as_deref(), decide(&self.state, check)).await;
         Ok(tonic::Response::new(check_response(response).await))
     }
 }
@@ -96,6 +100,18 @@ async fn decide(state: &AppState, check: CheckRequest) -> Handled {
         false => None,
     };
     decide_proxied(state, &headers, original, json.as_ref(), peer).await
+}
+
+/// The proxy's `x-request-id` of the original request, for the decision log.
+fn request_id(check: &CheckRequest) -> Option<String> {
+    let http = check.attributes.as_ref()?.request.as_ref()?.http.as_ref()?;
+    let raw =
+        http.header_map.iter().flat_map(|m| &m.headers).find(|h| h.key.eq_ignore_ascii_case(X_REQUEST_ID.as_str()));
+    match raw {
+        Some(h) if h.raw_value.is_empty() => Some(h.value.clone()),
+        Some(h) => Some(String::from_utf8_lossy(&h.raw_value).into_owned()),
+        None => http.headers.get(X_REQUEST_ID.as_str()).cloned(),
+    }
 }
 
 /// The original request's headers: `header_map` when Envoy sends raw headers
@@ -238,5 +254,28 @@ mod tests {
         assert_eq!(set, ["x-auth-user", "x-auth-operation"]);
         assert!(ok.headers.iter().all(|h| h.append_action == HeaderAppendAction::OverwriteIfExistsOrAdd as i32));
         assert_eq!(ok.headers_to_remove, ["x-auth-groups", "x-auth-ou", "x-auth-role", "x-auth-reason"]);
+    }
+
+    /// The decision log's request id is the original request's `x-request-id`, from either
+    /// form of headers.
+    #[test]
+    fn the_request_id_is_the_original_requests() {
+        let with = |http: HttpRequest| {
+            let request = envoy_types::pb::envoy::service::auth::v3::attribute_context::Request {
+                http: Some(http),
+                ..Default::default()
+            };
+            let attributes = envoy_types::pb::envoy::service::auth::v3::AttributeContext {
+                request: Some(request),
+                ..Default::default()
+            };
+            request_id(&CheckRequest { attributes: Some(attributes) })
+        };
+        let map = HttpRequest { headers: [("x-request-id".to_owned(), "r-1".to_owned())].into(), ..Default::default() };
+        assert_eq!(with(map).as_deref(), Some("r-1"));
+        let raw = RawHeaders { headers: vec![raw("X-Request-Id", "", b"r-2")] };
+        assert_eq!(with(HttpRequest { header_map: Some(raw), ..Default::default() }).as_deref(), Some("r-2"));
+        assert_eq!(with(HttpRequest::default()), None);
+        assert_eq!(request_id(&CheckRequest::default()), None);
     }
 }

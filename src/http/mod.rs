@@ -14,7 +14,7 @@ use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes, HttpBody};
@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 use tower::Service;
 
-use crate::engine::{Answer, Claims, Headers, Report, Request, Snapshot, Subject, split_url};
+use crate::engine::{Answer, Claims, Decision, Headers, Report, Request, Snapshot, Subject, split_url};
 use crate::publisher::Publisher;
 
 pub mod authn;
@@ -58,6 +58,8 @@ mod names {
     pub const X_AUTH_ROLE: HeaderName = HeaderName::from_static("x-auth-role");
     pub const X_AUTH_OPERATION: HeaderName = HeaderName::from_static("x-auth-operation");
     pub const X_AUTH_REASON: HeaderName = HeaderName::from_static("x-auth-reason");
+    /// The proxy's id of the original request, for the decision log.
+    pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
     /// Envoy's mark on a body it cut at `max_request_bytes` (`allow_partial_message`).
     pub const X_ENVOY_AUTH_PARTIAL_BODY: HeaderName = HeaderName::from_static("x-envoy-auth-partial-body");
 }
@@ -121,14 +123,42 @@ impl AppState {
 
 /// What a decision endpoint did, for the metrics and the decision log.
 enum Outcome {
-    /// Decided. The answer is kept only when the decision log is on.
-    Decided { status: u16, answer: Option<Box<Answer>> },
+    /// Decided. The record is kept only when the decision log is on.
+    Decided { status: u16, record: Option<Box<Record>> },
     /// Answered without deciding: the request could not be read, or no index is loaded.
     Refused { status: u16, reason: &'static str },
 }
 
 /// A decision endpoint's response and what it did.
 type Handled = (Response, Outcome);
+
+/// What the decision log says of a decision: the request as decided and the answer.
+struct Record {
+    asked: Asked,
+    answer: Answer,
+}
+
+/// The request a decision was about, and what of the decision its answer leaves out.
+struct Asked {
+    method: String,
+    host: String,
+    /// Path with query.
+    path: String,
+    context_ou: Option<String>,
+    resource_type: String,
+}
+
+impl Asked {
+    fn new(decision: &Decision, method: &str, host: &str, path: &str) -> Asked {
+        Asked {
+            method: method.to_owned(),
+            host: host.to_owned(),
+            path: path.to_owned(),
+            context_ou: decision.context_ou.map(str::to_owned),
+            resource_type: decision.resource_type.to_owned(),
+        }
+    }
+}
 
 impl Outcome {
     fn result(&self) -> metrics::Result {
@@ -140,29 +170,58 @@ impl Outcome {
         }
     }
 
-    fn log(&self, endpoint: Endpoint) {
+    /// One line of the decision log, when it is on: a fresh decision id (UUIDv7, so ids sort by
+    /// time across replicas), the proxy's `x-request-id`, and the request, subject and answer.
+    fn log(&self, endpoint: Endpoint, request_id: Option<&str>, took: Duration) {
+        let decision_id = tracing::field::display(uuid::Uuid::now_v7());
+        let request_id = request_id.unwrap_or_default();
+        let result = self.result();
+        let took_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         match self {
-            Outcome::Decided { answer: Some(a), .. } => tracing::info!(
-                target: "turnstile::decision",
-                endpoint = ?endpoint,
-                user = a.user.as_deref().unwrap_or(""),
-                ou = a.ou.as_deref().unwrap_or(""),
-                operation = %a.operation,
-                allowed = a.allowed,
-                status = a.status,
-                rule = a.rule.as_deref().unwrap_or(""),
-                reason = %a.reason,
-            ),
-            // The decision log is off.
-            Outcome::Decided { answer: None, .. } => {}
-            Outcome::Refused { status, reason } => {
-                tracing::info!(target: "turnstile::decision", endpoint = ?endpoint, allowed = false, status, reason)
+            Outcome::Decided { record: Some(r), .. } => {
+                let (asked, answer) = (&r.asked, &r.answer);
+                tracing::info!(
+                    target: "turnstile::decision",
+                    decision_id,
+                    request_id,
+                    endpoint = ?endpoint,
+                    user = answer.user.as_deref().unwrap_or_default(),
+                    groups = %answer.groups.join(","),
+                    method = %asked.method,
+                    host = %asked.host,
+                    path = %asked.path,
+                    context_ou = asked.context_ou.as_deref().unwrap_or_default(),
+                    ou = answer.ou.as_deref().unwrap_or_default(),
+                    operation = %answer.operation,
+                    resource_type = %asked.resource_type,
+                    result = ?result,
+                    allowed = answer.allowed,
+                    status = answer.status,
+                    rule = answer.rule.as_deref().unwrap_or_default(),
+                    reason = %answer.reason,
+                    took_us,
+                    "decision"
+                )
             }
+            // The decision log is off.
+            Outcome::Decided { record: None, .. } => {}
+            Outcome::Refused { status, reason } => tracing::info!(
+                target: "turnstile::decision",
+                decision_id,
+                request_id,
+                endpoint = ?endpoint,
+                result = ?result,
+                allowed = false,
+                status,
+                reason,
+                took_us,
+                "decision"
+            ),
         }
     }
 }
 
-fn decision_log_enabled() -> bool {
+pub(crate) fn decision_log_enabled() -> bool {
     tracing::enabled!(target: "turnstile::decision", tracing::Level::INFO)
 }
 
@@ -298,6 +357,7 @@ where
 
 /// Runs a decision endpoint, then counts, times and (when it is on) logs what it did.
 async fn observe(state: &AppState, endpoint: Endpoint, request: axum::extract::Request) -> Response {
+    let request_id = decision_log_enabled().then(|| header(request.headers(), &X_REQUEST_ID).map(str::to_owned));
     let handled = async {
         match endpoint {
             Endpoint::nginx => nginx(state, request.headers()).await,
@@ -309,15 +369,22 @@ async fn observe(state: &AppState, endpoint: Endpoint, request: axum::extract::R
             Endpoint::grpc => refuse("gRPC calls are answered by the gRPC service"),
         }
     };
-    observed(state, endpoint, handled).await
+    observed(state, endpoint, request_id.flatten().as_deref(), handled).await
 }
 
-/// Awaits a decision endpoint's answer, counting, timing and (when it is on) logging it.
-async fn observed<T>(state: &AppState, endpoint: Endpoint, handled: impl Future<Output = (T, Outcome)>) -> T {
+/// Awaits a decision endpoint's answer, counting, timing and (when it is on) logging it with
+/// the proxy's request id.
+async fn observed<T>(
+    state: &AppState,
+    endpoint: Endpoint,
+    request_id: Option<&str>,
+    handled: impl Future<Output = (T, Outcome)>,
+) -> T {
     let started = Instant::now();
     let (response, outcome) = handled.await;
-    state.metrics.decision(endpoint, outcome.result(), started.elapsed());
-    outcome.log(endpoint);
+    let took = started.elapsed();
+    state.metrics.decision(endpoint, outcome.result(), took);
+    outcome.log(endpoint, request_id, took);
     response
 }
 
@@ -572,13 +639,16 @@ async fn check(state: &AppState, request: axum::extract::Request) -> Handled {
         (None, None) => Err("no `subject` or `token`".to_owned()),
     };
     let req = original.request(state, identity.as_deref().ok(), &headers, input.body.as_ref(), input.ou.as_deref());
-    let answer = if input.explain {
-        let (d, trace) = snapshot.explain(&req);
-        Answer { trace: Some(trace), ..d.answer() }
-    } else {
-        snapshot.decide(&req).answer()
+    let (decision, trace) = match input.explain {
+        true => {
+            let (d, trace) = snapshot.explain(&req);
+            (d, Some(trace))
+        }
+        false => (snapshot.decide(&req), None),
     };
-    decision_response(answer, identity.err(), Detail::Full)
+    let answer = Answer { trace, ..decision.answer() };
+    let asked = Asked::new(&decision, &input.method, &input.host, &input.path);
+    decision_response(answer, asked, identity.as_ref().err().cloned(), Detail::Full)
 }
 
 /// Where kube-apiserver's webhook authorizer sends its SubjectAccessReviews.
@@ -595,14 +665,17 @@ async fn subject_access_review(state: &AppState, request: axum::extract::Request
         Err(why) => (sar::error(why), Outcome::Refused { status: 400, reason: "the review cannot be read" }),
         Ok(m) if sar::exempt(&m.user, &m.groups) => {
             // Not allowed by Turnstile; the next authorizer decides.
-            (sar::left_to_rbac(), Outcome::Decided { status: 403, answer: None })
+            (sar::left_to_rbac(), Outcome::Decided { status: 403, record: None })
         }
         Ok(m) => match state.publisher.snapshot() {
             None => (sar::error(UNAVAILABLE.into()), Outcome::Refused { status: 503, reason: UNAVAILABLE }),
             Some(snapshot) => {
                 let d = sar::decide(&snapshot, &m);
-                let answer = decision_log_enabled().then(|| Box::new(d.answer()));
-                (sar::status(&d, state.options.sar_hard_deny), Outcome::Decided { status: d.status(), answer })
+                let record = decision_log_enabled().then(|| {
+                    let asked = Asked::new(&d, &m.verb, "", &m.access_path);
+                    Box::new(Record { asked, answer: d.answer() })
+                });
+                (sar::status(&d, state.options.sar_hard_deny), Outcome::Decided { status: d.status(), record })
             }
         },
     };
@@ -780,8 +853,9 @@ async fn decide_proxied(
     let decision = snapshot.decide(&req);
     if !decision.allowed() || decision_log_enabled() {
         let answer = decision.answer();
+        let asked = Asked::new(&decision, original.method, original.host, original.path);
         let detail = if state.options.full_denial_body { Detail::Full } else { Detail::Proxy };
-        return decision_response(answer, identity.as_ref().err().cloned(), detail);
+        return decision_response(answer, asked, identity.as_ref().err().cloned(), detail);
     }
     // The hot path: an allowed answer is its headers, written straight from the decision.
     let mut headers = HeaderMap::with_capacity(5);
@@ -798,7 +872,7 @@ async fn decide_proxied(
             headers.insert(name, v);
         }
     }
-    ((StatusCode::OK, headers).into_response(), Outcome::Decided { status: 200, answer: None })
+    ((StatusCode::OK, headers).into_response(), Outcome::Decided { status: 200, record: None })
 }
 
 /// How much of an answer its response body carries.
@@ -822,7 +896,7 @@ struct Denial<'a> {
 
 /// 200 with the `X-Auth-*` headers, 403 with `X-Auth-Reason`, or 401 with `WWW-Authenticate`;
 /// the body as `detail` says.
-fn decision_response(mut answer: Answer, authn_error: Option<String>, detail: Detail) -> Handled {
+fn decision_response(mut answer: Answer, asked: Asked, authn_error: Option<String>, detail: Detail) -> Handled {
     if answer.status == 401
         && let Some(e) = authn_error
     {
@@ -857,7 +931,8 @@ fn decision_response(mut answer: Answer, authn_error: Option<String>, detail: De
         }
     };
     let status = answer.status;
-    (response, Outcome::Decided { status, answer: decision_log_enabled().then(|| Box::new(answer)) })
+    let record = decision_log_enabled().then(|| Box::new(Record { asked, answer }));
+    (response, Outcome::Decided { status, record })
 }
 
 #[derive(Deserialize)]

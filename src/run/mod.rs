@@ -17,7 +17,7 @@ use axum_server::tls_rustls::RustlsConfig;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{LogFormat, ServeConfig, ServerArgs};
+use crate::cli::{ServeConfig, ServerArgs};
 use crate::http::{Authorizer, ServerOptions, Surface};
 use crate::publisher::Publisher;
 
@@ -25,6 +25,7 @@ use watch::{Changes, Hangups};
 
 pub mod cluster;
 pub mod files;
+mod logging;
 mod watch;
 
 /// Something a source keeps alive while the server runs (a file watcher, its tasks).
@@ -37,7 +38,7 @@ where
     F: FnOnce(Arc<Publisher>) -> Fut,
     Fut: Future<Output = anyhow::Result<Guard>>,
 {
-    init_logging(args.log_format, args.decision_log);
+    logging::init(args.log_format, args.decision_log);
     let mut config: ServeConfig = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
@@ -173,21 +174,6 @@ fn connection_cap(wanted: usize) -> usize {
         tracing::warn!("--max-connections {wanted} lowered to {fits}: the process may open {limit} files");
     }
     wanted.min(fits)
-}
-
-fn init_logging(format: LogFormat, decisions: bool) {
-    use tracing_subscriber::EnvFilter;
-    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    if !decisions {
-        filter = filter.add_directive("turnstile::decision=off".parse().expect("a valid directive"));
-    }
-    // Colour only on a terminal: codes in a file or a log collector are noise.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(ansi).with_env_filter(filter);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
