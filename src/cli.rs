@@ -66,6 +66,10 @@ pub struct ServerArgs {
     /// A file holding a token that callers of `/v1/*` must send as `Authorization: Bearer …`.
     #[arg(long, env = "TURNSTILE_API_TOKEN_FILE")]
     pub api_token_file: Option<PathBuf>,
+    /// Serve `/metrics` (and health) on this address, over plain HTTP, instead of beside the
+    /// proxy endpoints on `--listen`.
+    #[arg(long, env = "TURNSTILE_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Config file (YAML) with an `authn` section: issuers, claims, trusted headers, anonymous.
     #[arg(long, env = "TURNSTILE_CONFIG")]
     pub config: Option<PathBuf>,

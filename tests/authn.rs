@@ -279,6 +279,66 @@ async fn keys_are_fetched_again_on_a_period() {
     assert!(matches!(authn.verify(&token).await, Err(AuthnError::UnknownKey(_))), "the withdrawn key still verifies");
 }
 
+/// `/metrics` counts the token cache's hits and misses, and the key fetches that failed: a JWKS
+/// URL answering 500 and one where nothing listens, at start and on an unknown `kid`.
+#[tokio::test]
+async fn the_token_cache_and_failed_key_fetches_are_counted_in_metrics() {
+    let k = keys();
+    let jwks = serve_jwks(json!({"keys": [k.rsa_jwk.clone()]})).await;
+    let addr = serve_examples(config(&jwks.url, 3600)).await;
+    let metrics = || async move { common::http(addr, "GET", "/metrics", &[], "").await.body };
+    let bob = format!("Bearer {}", rs256(&k, "rsa-1", &claims("bob@example.com")));
+    let forward = [
+        ("X-Forwarded-Method", "GET"),
+        ("X-Forwarded-Host", "api.example.com"),
+        ("X-Forwarded-Uri", "/api/v1/policy-definitions?ou=accounting"),
+        ("Authorization", bob.as_str()),
+    ];
+    let before = metrics().await;
+    assert_eq!(common::series(&before, "turnstile_token_cache_hits_total"), 0.0);
+    assert_eq!(common::series(&before, "turnstile_token_cache_misses_total"), 0.0);
+    assert_eq!(call(addr, "/authz/forward", &forward).await.0, 200);
+    let once = metrics().await;
+    assert_eq!(common::series(&once, "turnstile_token_cache_hits_total"), 0.0, "{once}");
+    assert_eq!(common::series(&once, "turnstile_token_cache_misses_total"), 1.0, "{once}");
+    assert_eq!(call(addr, "/authz/forward", &forward).await.0, 200);
+    let twice = metrics().await;
+    assert_eq!(common::series(&twice, "turnstile_token_cache_hits_total"), 1.0, "{twice}");
+    assert_eq!(common::series(&twice, "turnstile_token_cache_misses_total"), 1.0, "{twice}");
+    assert_eq!(common::series(&twice, "turnstile_jwks_fetch_failures_total"), 0.0, "{twice}");
+
+    // Two issuers whose keys cannot be fetched: one answers 500, at the other nothing listens.
+    let failing = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let failing_url = format!("http://{}/jwks", failing.local_addr().unwrap());
+    let error = axum::Router::new()
+        .route("/jwks", axum::routing::get(|| async { axum::http::StatusCode::INTERNAL_SERVER_ERROR }));
+    tokio::spawn(async move { axum::serve(failing, error).await.unwrap() });
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let mut cfg = config(&failing_url, 0);
+    let mut unreachable = cfg.issuers[0].clone();
+    unreachable.issuer = "https://unreachable.test".into();
+    unreachable.jwks_url = Some(format!("http://{closed}/jwks"));
+    cfg.issuers.push(unreachable);
+    let addr = serve_examples(cfg).await;
+    let at_start = common::http(addr, "GET", "/metrics", &[], "").await.body;
+    assert_eq!(common::series(&at_start, "turnstile_jwks_fetch_failures_total"), 2.0, "{at_start}");
+    // A token for the first issuer finds no key, which fetches its keys again, and fails again.
+    assert_eq!(call(addr, "/authz/forward", &forward).await.0, 401);
+    let after = common::http(addr, "GET", "/metrics", &[], "").await.body;
+    assert_eq!(common::series(&after, "turnstile_jwks_fetch_failures_total"), 3.0, "{after}");
+    assert_eq!(common::series(&after, "turnstile_token_cache_misses_total"), 1.0, "a refused token is a miss");
+    assert_eq!(common::series(&after, "turnstile_token_cache_hits_total"), 0.0);
+}
+
+/// Serves the examples with token authentication as `cfg` says.
+async fn serve_examples(cfg: AuthnConfig) -> std::net::SocketAddr {
+    let state = AppState::new(Publisher::new(), Authenticator::new(cfg).await);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let (snap, report) = Snapshot::build(&files::load(&dir).unwrap().definitions(), jiff::Timestamp::now());
+    state.publisher().publish(snap, &report);
+    common::serve_all(state).await
+}
+
 async fn call(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
     let r = common::http(addr, "GET", path, headers, "").await;
     (r.status, r.head.to_lowercase())

@@ -390,6 +390,56 @@ fn flags_from_the_environment_healthcheck_and_version() {
     assert!(out.contains(&format!("(commit {})", commit.trim())), "{out}");
 }
 
+/// `--metrics-listen` (here from `TURNSTILE_METRICS_LISTEN`) moves `/metrics` to a port of its
+/// own: served there with health, answered 404 on the decision listener, and closed with the
+/// others on SIGTERM.
+#[test]
+fn metrics_listen_serves_metrics_on_their_own_port() {
+    use std::io::{Read, Write};
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (decisions, metrics) = (free(), free());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_turnstile"))
+        .args(["serve", "--manifests", "examples", "--workers", "1", "--api-listen", "127.0.0.1:0"])
+        .args(["--listen", &decisions.to_string()])
+        .env("TURNSTILE_METRICS_LISTEN", metrics.to_string())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let get = |addr: std::net::SocketAddr, path: &str| -> Option<String> {
+        let mut s = std::net::TcpStream::connect(addr).ok()?;
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        Some(out)
+    };
+    let mut scraped = None;
+    for _ in 0..100 {
+        scraped = get(metrics, "/metrics").filter(|m| m.contains("turnstile_index_generation 1"));
+        if scraped.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let on_decisions = get(decisions, "/metrics");
+    let health = get(metrics, "/healthz");
+    let nginx = get(metrics, "/authz/nginx");
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let exited = child.wait().unwrap();
+    let mut log = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+
+    let scraped = scraped.unwrap_or_else(|| panic!("the metrics listener answers within 5 s: {log}"));
+    assert!(scraped.starts_with("HTTP/1.1 200"), "{scraped}");
+    assert!(scraped.contains("\nprocess_resident_memory_bytes "), "{scraped}");
+    assert!(scraped.contains("\nturnstile_decisions_total{"), "{scraped}");
+    assert!(on_decisions.unwrap().starts_with("HTTP/1.1 404"), "not on the decision listener");
+    assert!(health.unwrap().starts_with("HTTP/1.1 200"));
+    assert!(nginx.unwrap().starts_with("HTTP/1.1 404"), "no decisions on the metrics listener");
+    assert!(log.contains(&format!("serving /metrics on http://{metrics}")), "{log}");
+    assert!(exited.success(), "every listener stops on SIGTERM: {exited}\n{log}");
+}
+
 /// Only regular files are read, each within a size cap: a FIFO or a link to /dev/zero named
 /// `*.yaml`, or an oversized file, is an error naming the file, never a hang or an unbounded
 /// read; `.YAML` counts as `.yaml`.

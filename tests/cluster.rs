@@ -627,7 +627,7 @@ fn the_chart_lints_and_installs() {
     let values = json!({
         "replicaCount": 3, "logFormat": "text", "image": {"repository": "registry.example.com/turnstile", "tag": "t1"},
         "authn": {"issuers": [{"issuer": "https://sso.example.com", "audiences": ["api"], "discovery": true}]},
-        "tls": {"secretName": "turnstile-tls"}, "leaseName": "chart-lease",
+        "tls": {"secretName": "turnstile-tls"}, "leaseName": "chart-lease", "metrics": {"port": 9090},
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
     });
     let install = |release: &str, values: &Value| {
@@ -684,6 +684,13 @@ fn the_chart_lints_and_installs() {
     assert_eq!(env("TURNSTILE_LEASE_NAME"), Some(json!("chart-lease")));
     assert_eq!(env("TURNSTILE_LEASE_NAMESPACE"), Some(json!("turnstile-system")));
     assert_eq!(env("TURNSTILE_TLS_CERT"), Some(json!("/etc/turnstile/tls/tls.crt")));
+    assert_eq!(env("TURNSTILE_METRICS_LISTEN"), Some(json!("0.0.0.0:9090")));
+    assert_eq!(container["ports"][1], json!({"name": "metrics", "containerPort": 9090, "protocol": "TCP"}));
+    let service: Value =
+        serde_json::from_str(&cluster.kubectl(&["get", "service", "ts", "-n", "turnstile-system", "-o", "json"]))
+            .unwrap();
+    let metrics_port = &service["spec"]["ports"][1];
+    assert_eq!((&metrics_port["name"], &metrics_port["port"]), (&json!("metrics"), &json!(9090)), "{service}");
     let config =
         cluster.kubectl(&["get", "configmap", "ts", "-n", "turnstile-system", "-o", "jsonpath={.data.config\\.yaml}"]);
     assert!(config.contains("issuer: https://sso.example.com"), "{config}");

@@ -104,6 +104,60 @@ async fn v1_has_a_listener_of_its_own_and_an_optional_token() {
     assert_eq!(call(guarded, "GET", "/healthz", "").await.status, 200, "health needs no token");
 }
 
+/// With a metrics listener (`--metrics-listen`), `/metrics` is served there, beside health, and
+/// the proxy listener answers it 404; the metrics listener serves no decision.
+#[tokio::test]
+async fn metrics_can_have_a_listener_of_their_own() {
+    let authn = Authenticator::new(AuthnConfig::default()).await;
+    let options = turnstile::http::Options { metrics_listener: true, ..Default::default() };
+    let state = state_from_examples(&AppState::with_options(Publisher::new(), authn, options));
+    let proxy = listen(Authorizer::proxy(state.clone())).await;
+    let both = listen(Authorizer::new(state.clone(), Surface::Both, None)).await;
+    let metrics = listen(Authorizer::new(state, Surface::Metrics, None)).await;
+    let forward = [("X-Forwarded-Method", "GET"), ("X-Forwarded-Host", "h"), ("X-Forwarded-Uri", "/")];
+
+    assert_eq!(call(proxy, "GET", "/metrics", "").await.status, 404);
+    assert_eq!(call(both, "GET", "/metrics", "").await.status, 404);
+    assert_eq!(http(proxy, "GET", "/authz/forward", &forward, "").await.status, 401, "decisions stay");
+    let scraped = call(metrics, "GET", "/metrics", "").await;
+    assert_eq!(scraped.status, 200);
+    assert_eq!(
+        common::series(&scraped.body, "turnstile_decisions_total{endpoint=\"forward\",result=\"unauthenticated\"}"),
+        1.0
+    );
+    assert_eq!(call(metrics, "GET", "/healthz", "").await.status, 200);
+    assert_eq!(call(metrics, "GET", "/readyz", "").await.status, 200);
+    assert_eq!(http(metrics, "GET", "/authz/forward", &forward, "").await.status, 404);
+    assert_eq!(call(metrics, "POST", "/v1/check", "{}").await.status, 404);
+    assert_eq!(call(metrics, "POST", "/admission/validate", "{}").await.status, 404);
+}
+
+/// The standard process metrics, under their own names, read from `/proc` at the scrape; and
+/// the time the serving index was published.
+#[tokio::test]
+async fn process_metrics_and_the_publish_time_are_exported() {
+    let addr = start(true).await;
+    let metrics = call(addr, "GET", "/metrics", "").await.body;
+    let value = |name: &str| common::series(&metrics, name);
+    let now = jiff::Timestamp::now().as_second() as f64;
+
+    assert!(value("process_resident_memory_bytes") > 1e6, "{metrics}");
+    assert!(value("process_open_fds") > 0.0, "{metrics}");
+    assert!(value("process_max_fds") >= value("process_open_fds"), "{metrics}");
+    assert!(value("process_cpu_seconds_total") >= 0.0, "{metrics}");
+    let started = value("process_start_time_seconds");
+    assert!(started <= now + 1.0 && started > now - 3600.0, "this test process started {started}, now is {now}");
+    assert!(metrics.contains("# TYPE process_cpu_seconds counter"), "{metrics}");
+    assert!(!metrics.contains("turnstile_process_"), "{metrics}");
+
+    let published = value("turnstile_index_last_publish_timestamp_seconds");
+    assert!((now - published).abs() <= 60.0, "published at {published}, now is {now}");
+    assert!(metrics.ends_with("# EOF\n"), "{metrics}");
+
+    let empty = call(start(false).await, "GET", "/metrics", "").await.body;
+    assert_eq!(common::series(&empty, "turnstile_index_last_publish_timestamp_seconds"), 0.0, "nothing published");
+}
+
 async fn call(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> Reply {
     http(addr, method, path, &[("Content-Type", "application/json")], body).await
 }

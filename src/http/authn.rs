@@ -8,6 +8,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -222,6 +223,22 @@ pub struct Authenticator {
     /// and at most `tokenCacheSeconds`; a refresh of any issuer's keys empties the cache, so a
     /// key withdrawn from a set is not honoured past the refresh that sees it gone.
     verified: quick_cache::sync::Cache<Box<str>, Verified, TokenWeight>,
+    /// Lookups in `verified` that found a live token, and those that did not; `/metrics` reads them.
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
+    /// Key fetches (JWKS file, URL or discovery) that failed, since start.
+    key_fetch_failures: AtomicU64,
+}
+
+/// What [`Authenticator::counts`] reports, each since start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AuthnCounts {
+    /// Bearer tokens answered from the verified-token cache.
+    pub cache_hits: u64,
+    /// Bearer tokens that were not there (or had expired there) and were checked.
+    pub cache_misses: u64,
+    /// Fetches of an issuer's keys that failed (the keys there were are kept).
+    pub key_fetch_failures: u64,
 }
 
 #[derive(Clone)]
@@ -260,7 +277,15 @@ impl Authenticator {
             })
             .collect();
         let verified = quick_cache::sync::Cache::with_weighter(4096, TOKEN_CACHE_BYTES, TokenWeight);
-        let a = Arc::new(Authenticator { config, issuers, http, verified });
+        let a = Arc::new(Authenticator {
+            config,
+            issuers,
+            http,
+            verified,
+            cache_hits: AtomicU64::new(0),
+            cache_misses: AtomicU64::new(0),
+            key_fetch_failures: AtomicU64::new(0),
+        });
         for issuer in &a.issuers {
             if let Err(e) = a.refresh(issuer).await {
                 tracing::warn!(issuer = %issuer.config.issuer, "cannot load keys: {e}");
@@ -294,6 +319,15 @@ impl Authenticator {
 
     pub fn config(&self) -> &AuthnConfig {
         &self.config
+    }
+
+    /// The token cache's hits and misses and the failed key fetches, since start.
+    pub fn counts(&self) -> AuthnCounts {
+        AuthnCounts {
+            cache_hits: self.cache_hits.load(Ordering::Relaxed),
+            cache_misses: self.cache_misses.load(Ordering::Relaxed),
+            key_fetch_failures: self.key_fetch_failures.load(Ordering::Relaxed),
+        }
     }
 
     async fn fetch_jwks(&self, c: &IssuerConfig) -> Result<JwkSet, String> {
@@ -335,7 +369,9 @@ impl Authenticator {
             return Ok(());
         }
         last.at = Some(Instant::now());
-        let set = self.fetch_jwks(&issuer.config).await?;
+        let set = self.fetch_jwks(&issuer.config).await.inspect_err(|_| {
+            self.key_fetch_failures.fetch_add(1, Ordering::Relaxed);
+        })?;
         let text = serde_json::to_string(&set).ok();
         if text.is_some() && text == last.set {
             return Ok(());
@@ -355,10 +391,12 @@ impl Authenticator {
         }
         if let Some(v) = self.verified.get(token) {
             if v.until > Instant::now() {
+                self.cache_hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(v.identity);
             }
             self.verified.remove(token);
         }
+        self.cache_misses.fetch_add(1, Ordering::Relaxed);
         let identity = Arc::new(self.check(token).await?);
         if let Some(until) = self.cache_until(&identity) {
             self.verified.insert(token.into(), Verified { identity: identity.clone(), until });

@@ -1,5 +1,7 @@
 //! Prometheus metrics: decisions by endpoint and result, decision latency, the index's
-//! generation, age and reload failures, and its objects by kind and readiness.
+//! generation, age, publish time and reload failures, its objects by kind and readiness, the
+//! token cache's hits and misses, failed key fetches, and the process's CPU, memory and
+//! descriptors (under their standard `process_` names, without the `turnstile_` prefix).
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -11,8 +13,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use super::authn::Authenticator;
 use crate::engine::Kind;
 use crate::publisher::Publisher;
+
+mod process;
 
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
 #[allow(non_camel_case_types)]
@@ -65,6 +70,8 @@ pub struct ObjectLabels {
 }
 
 pub struct Metrics {
+    /// Unprefixed, for the standard `process_*` metrics; the others are in its `turnstile`
+    /// sub-registry.
     registry: Registry,
     /// The decision counters by endpoint and result, created up front: counting a decision is
     /// one atomic increment, and every series is exported from the start.
@@ -72,14 +79,20 @@ pub struct Metrics {
     latency: Histogram,
     generation: Gauge,
     age: Gauge,
+    published: Gauge,
     reload_failures: Counter,
+    token_cache_hits: Counter,
+    token_cache_misses: Counter,
+    key_fetch_failures: Counter,
     /// Objects of the serving index by kind, Ready (index 0) and not (index 1).
     objects: [[Gauge; 2]; Kind::ALL.len()],
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("turnstile");
+        let mut root = Registry::default();
+        root.register_collector(Box::new(process::Process::new()));
+        let registry = root.sub_registry_with_prefix("turnstile");
         let decisions = Family::<DecisionLabels, Counter>::default();
         registry.register("decisions", "Decisions by endpoint and result", decisions.clone());
         let decisions = Endpoint::ALL.map(|endpoint| {
@@ -96,14 +109,46 @@ impl Default for Metrics {
         registry.register("index_generation", "Number of indexes published since start", generation.clone());
         let age = Gauge::default();
         registry.register("index_age_seconds", "Seconds since the serving index was published", age.clone());
+        let published = Gauge::default();
+        registry.register(
+            "index_last_publish_timestamp_seconds",
+            "Unix time at which the serving index was published (0 before the first)",
+            published.clone(),
+        );
         let reload_failures = Counter::default();
         registry.register("reload_failures", "Reloads that kept the previous index", reload_failures.clone());
+        let token_cache_hits = Counter::default();
+        registry.register("token_cache_hits", "Bearer tokens answered from the cache", token_cache_hits.clone());
+        let token_cache_misses = Counter::default();
+        registry.register(
+            "token_cache_misses",
+            "Bearer tokens not in the cache, checked in full",
+            token_cache_misses.clone(),
+        );
+        let key_fetch_failures = Counter::default();
+        registry.register(
+            "jwks_fetch_failures",
+            "Fetches of an issuer's keys that failed (the keys there were are kept)",
+            key_fetch_failures.clone(),
+        );
         let objects = Family::<ObjectLabels, Gauge>::default();
         registry.register("objects", "Objects of the serving index by kind and readiness", objects.clone());
         let objects = Kind::ALL.map(|kind| {
             ["true", "false"].map(|ready| objects.get_or_create(&ObjectLabels { kind: kind.as_str(), ready }).clone())
         });
-        Metrics { registry, decisions, latency, generation, age, reload_failures, objects }
+        Metrics {
+            registry: root,
+            decisions,
+            latency,
+            generation,
+            age,
+            published,
+            reload_failures,
+            token_cache_hits,
+            token_cache_misses,
+            key_fetch_failures,
+            objects,
+        }
     }
 }
 
@@ -113,13 +158,19 @@ impl Metrics {
         self.latency.observe(took.as_secs_f64());
     }
 
-    /// The text exposition format, with the index's figures read from `publisher` now.
-    pub fn render(&self, publisher: &Publisher) -> String {
+    /// The text exposition format, with the index's figures read from `publisher`, the token
+    /// cache's and key fetches' from `authn`, and the process's from `/proc`, now.
+    pub fn render(&self, publisher: &Publisher, authn: &Authenticator) -> String {
         self.generation.set(publisher.generation() as i64);
         if let Some(at) = publisher.published_at() {
             self.age.set(jiff::Timestamp::now().as_second() - at);
+            self.published.set(at);
         }
         self.reload_failures.inner().store(publisher.failures(), Ordering::Relaxed);
+        let counts = authn.counts();
+        self.token_cache_hits.inner().store(counts.cache_hits, Ordering::Relaxed);
+        self.token_cache_misses.inner().store(counts.cache_misses, Ordering::Relaxed);
+        self.key_fetch_failures.inner().store(counts.key_fetch_failures, Ordering::Relaxed);
         for (gauges, counts) in self.objects.iter().zip(publisher.objects()) {
             gauges[0].set(counts[0].into());
             gauges[1].set(counts[1].into());

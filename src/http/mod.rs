@@ -101,6 +101,9 @@ pub struct Options {
     /// Over gRPC, take the user from the SPIFFE id of the client certificate Envoy verified
     /// (`attributes.source.principal`) when Envoy sends one, instead of from `Authorization`.
     pub grpc_peer_identity: bool,
+    /// `/metrics` has a listener of its own ([`Surface::Metrics`], `--metrics-listen`), and the
+    /// proxy listener does not serve it.
+    pub metrics_listener: bool,
 }
 
 /// See [`Options::admission`].
@@ -250,15 +253,17 @@ pub enum Surface {
     Api,
     /// Both, on one listener.
     Both,
+    /// `/metrics` and health only (`--metrics-listen`).
+    Metrics,
 }
 
 impl Surface {
     fn proxy(self) -> bool {
-        self != Surface::Api
+        matches!(self, Surface::Proxy | Surface::Both)
     }
 
     fn api(self) -> bool {
-        self != Surface::Proxy
+        matches!(self, Surface::Api | Surface::Both)
     }
 
     /// Whether a listener of this surface answers `endpoint`.
@@ -388,12 +393,19 @@ async fn observed<T>(
     response
 }
 
-/// Health on every listener; metrics and the admission webhook beside the proxy endpoints; the
-/// UI views beside `/v1/check`.
+/// Health on every listener; the admission webhook beside the proxy endpoints, and metrics too
+/// unless they have a listener of their own; the UI views beside `/v1/check`.
 fn router(state: Arc<AppState>, surface: Surface) -> Router {
     let mut router = Router::new().route("/healthz", get(|| async { "ok" })).route("/readyz", get(readyz));
+    let metrics = match surface {
+        Surface::Metrics => true,
+        surface => surface.proxy() && !state.options.metrics_listener,
+    };
+    if metrics {
+        router = router.route("/metrics", get(metrics_text));
+    }
     if surface.proxy() {
-        router = router.route("/metrics", get(metrics_text)).route("/admission/validate", post(admission));
+        router = router.route("/admission/validate", post(admission));
     }
     if surface.api() {
         router = router
@@ -476,7 +488,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 
 async fn metrics_text(State(state): State<Arc<AppState>>) -> Response {
     let content_type = [("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")];
-    (content_type, state.metrics.render(&state.publisher)).into_response()
+    (content_type, state.metrics.render(&state.publisher, &state.authn)).into_response()
 }
 
 /// A client error: 400 with a message.

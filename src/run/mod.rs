@@ -86,6 +86,7 @@ where
             admission: Some(admission),
             full_denial_body: args.full_denial_body,
             grpc_peer_identity: args.grpc_peer_identity,
+            metrics_listener: args.metrics_listen.is_some(),
         };
         let state = crate::http::AppState::with_options(publisher, authn, options);
         let api_token = match &args.api_token_file {
@@ -105,24 +106,32 @@ where
         };
         let bind =
             async |addr| tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"));
+        let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+        let serve_on =
+            |listener, authorizer, options| crate::http::serve(listener, authorizer, options, shutdown.clone());
         let listener = bind(args.listen).await?;
         let api_token = api_token.as_deref();
+        let mut servers = Vec::new();
         if args.api_listen == args.listen {
             tracing::info!("serving {what} on {scheme}://{}, /v1/* included", listener.local_addr()?);
-            let everything = Authorizer::new(state, Surface::Both, api_token);
-            crate::http::serve(listener, everything, options, shutdown).await?;
+            let everything = Authorizer::new(state.clone(), Surface::Both, api_token);
+            servers.push(serve_on(listener, everything, options.clone()));
         } else {
             let api_listener = bind(args.api_listen).await?;
             tracing::info!("serving {what} on {scheme}://{}", listener.local_addr()?);
             tracing::info!("serving /v1/* on {scheme}://{}", api_listener.local_addr()?);
-            let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
             let api = Authorizer::new(state.clone(), Surface::Api, api_token);
-            let (proxy, api) = tokio::join!(
-                crate::http::serve(listener, Authorizer::proxy(state), options.clone(), shutdown.clone()),
-                crate::http::serve(api_listener, api, options, shutdown),
-            );
-            proxy?;
-            api?;
+            servers.push(serve_on(listener, Authorizer::proxy(state.clone()), options.clone()));
+            servers.push(serve_on(api_listener, api, options.clone()));
+        }
+        if let Some(addr) = args.metrics_listen {
+            let metrics_listener = bind(addr).await?;
+            tracing::info!("serving /metrics on http://{}", metrics_listener.local_addr()?);
+            let metrics = Authorizer::new(state, Surface::Metrics, None);
+            servers.push(serve_on(metrics_listener, metrics, ServerOptions { tls: None, ..options }));
+        }
+        for served in futures::future::join_all(servers).await {
+            served?;
         }
         anyhow::Ok(())
     })?;

@@ -280,3 +280,10 @@ impl Issuer {
         encode(&h, &claims, &EncodingKey::from_ec_pem(self.pem.as_bytes()).unwrap()).unwrap()
     }
 }
+
+/// The value of one series (its name and labels exactly as written) in a `/metrics` text.
+pub fn series(metrics: &str, series: &str) -> f64 {
+    let value = metrics.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' '));
+    let value = value.unwrap_or_else(|| panic!("no series `{series}` in:\n{metrics}"));
+    value.trim().parse().unwrap_or_else(|e| panic!("`{series}` is `{value}`: {e}"))
+}
