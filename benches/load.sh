@@ -8,6 +8,11 @@
 #   jwt        the same, identity from an RS256 bearer token (checked once, then remembered);
 #   healthz    the same server answering /healthz: its HTTP stack and the kernel's TCP alone;
 #   nginx      Debian's nginx answering `return 200` (when installed): this machine's floor.
+# With h2load (apt-get install nghttp2-client), two more, over HTTP/2 with one request in flight per
+# connection, as wrk keeps one:
+#   envoy-h2   the same decision through /authz/envoy (Envoy's HTTP ext_authz service);
+#   grpc       the same decision through Envoy's gRPC ext_authz Check (benches/grpc-request.py
+#              writes the request, under the Python of scripts/grpc-venv.sh).
 # The last lines are the medians over the rounds. Needs wrk (apt-get install wrk) and openssl.
 # TURNSTILE_BIN=path runs that binary instead of building this checkout (to compare builds).
 # The server runs one worker thread (WORKERS=2 for two), leaving the other core to wrk, as nginx
@@ -98,17 +103,55 @@ run() {
             (u + s) / hz / n * 1e6, u / hz / n * 1e6, s / hz / n * 1e6 }'
 }
 
+# run_h2 NAME PID URL [h2load options]: as `run`, with h2load over HTTP/2 (cleartext); the
+# percentiles come from its per-request log.
+run_h2() {
+  local name=$1 pid=$2 url=$3 u0 s0 u1 s1 out log=$work/h2load.log
+  shift 3
+  rm -f "$log" # h2load appends to it
+  read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
+  out=$(h2load -t1 -c"$conns" -m1 -D "$secs" --log-file="$log" -H 'x-auth-request-user: bob@example.com' "$@" "$url")
+  read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
+  # (No early exits in these pipelines: under pipefail, a writer cut short fails the round.)
+  if ! echo "$out" | grep -E 'status codes: [1-9][0-9]* 2xx, 0 3xx, 0 4xx, 0 5xx' >/dev/null; then
+    echo "$name: some answers were not 200:" >&2
+    echo "$out" >&2
+    exit 1
+  fi
+  local rps n p50 p99
+  rps=$(echo "$out" | awk '/^finished in/ { print $4 }')
+  n=$(wc -l <"$log")
+  p50=$(cut -f3 "$log" | sort -n | awk -v n="$n" 'NR == int(n * 0.50) + 1')
+  p99=$(cut -f3 "$log" | sort -n | awk -v n="$n" 'NR == int(n * 0.99) + 1')
+  awk -v name="$name" -v rps="$rps" -v n="$n" -v p50="$p50" -v p99="$p99" -v u=$((u1 - u0)) -v s=$((s1 - s0)) \
+    -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%s %.0f %.0f %.0f %.2f %.2f %.2f\n", name, rps, p50, p99,
+      (u + s) / hz / n * 1e6, u / hz / n * 1e6, s / hz / n * 1e6 }'
+}
+
+h2=
+if command -v h2load >/dev/null; then
+  h2=1
+  python=$(bash scripts/grpc-venv.sh)
+  "$python" benches/grpc-request.py "$work/check.bin" "127.0.0.1:$port"
+fi
+
 results=$work/results
 for round in $(seq "$rounds"); do
   run decisions "$turnstile" "http://127.0.0.1:$port/authz/nginx" | tee -a "$results"
   run jwt "$turnstile" "http://127.0.0.1:$port/authz/nginx" -H "Authorization: Bearer $token" | tee -a "$results"
   run healthz "$turnstile" "http://127.0.0.1:$port/healthz" | tee -a "$results"
   [ -n "$nginx_pid" ] && run nginx "$nginx_pid" "http://127.0.0.1:$((port + 1))/" | tee -a "$results"
+  if [ -n "$h2" ]; then
+    run_h2 envoy-h2 "$turnstile" "http://127.0.0.1:$port/authz/envoy/api/v1/policy-definitions/p-1?ou=accounting" \
+      -H ':authority: api.example.com' | tee -a "$results"
+    run_h2 grpc "$turnstile" "http://127.0.0.1:$port/envoy.service.auth.v3.Authorization/Check" \
+      -d "$work/check.bin" -H 'content-type: application/grpc' -H 'te: trailers' | tee -a "$results"
+  fi
 done | awk '{ printf "round: %-9s %7d req/s  p50 %5d us  p99 %5d us  CPU %6.2f us/request (user %.2f, system %.2f)\n",
                 $1, $2, $3, $4, $5, $6, $7 }'
 
 echo "median of $rounds rounds of ${secs}s, $conns connections:"
-for name in decisions jwt healthz nginx; do
+for name in decisions jwt healthz nginx envoy-h2 grpc; do
   grep "^$name " "$results" >/dev/null || continue
   for col in 2 3 4 5 6 7; do
     grep "^$name " "$results" | awk -v c=$col '{print $c}' | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'

@@ -35,6 +35,7 @@ const FILES: &[(&str, &[(&str, &str)])] = &[
     ("admission-webhook.yaml", &[("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration")]),
     ("envoy-gateway-grpc.yaml", &[SECURITY_POLICY, HTTP_ROUTE, REFERENCE_GRANT, CORE_SERVICE]),
     ("envoy-gateway-http.yaml", &[SECURITY_POLICY, HTTP_ROUTE, REFERENCE_GRANT, CORE_SERVICE]),
+    ("envoy-grpc.yaml", &[NO_KIND]),
     ("envoy.yaml", &[NO_KIND]),
     ("ingress-nginx.yaml", &[INGRESS]),
     (
@@ -373,6 +374,21 @@ fn the_other_proxies_name_turnstile_s_endpoints() {
         .map(|p| text(p, "/exact").to_owned())
         .collect();
     assert_all_in(&REQUEST_HEADERS, &request, "allowed_headers");
+
+    let docs = documents("envoy-grpc.yaml");
+    let filters = at(&docs[0], "/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/http_filters");
+    let ext_authz = filters.as_array().unwrap().iter().find(|f| f["name"] == "envoy.filters.http.ext_authz").unwrap();
+    let config = at(ext_authz, "/typed_config");
+    assert_eq!(config["failure_mode_allow"], false);
+    assert!(at(config, "/with_request_body/max_request_bytes").as_u64().unwrap() <= MAX_BODY_BYTES);
+    let cluster = text(config, "/grpc_service/envoy_grpc/cluster_name");
+    let clusters = at(&docs[0], "/static_resources/clusters").as_array().unwrap();
+    let turnstile = clusters.iter().find(|c| c["name"] == cluster).unwrap();
+    let address = at(turnstile, "/load_assignment/endpoints/0/lb_endpoints/0/endpoint/address/socket_address");
+    assert_eq!(address["port_value"], PORT);
+    // gRPC is HTTP/2 only.
+    let options = "/typed_extension_protocol_options/envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+    assert!(at(turnstile, &format!("{options}/explicit_http_config/http2_protocol_options")).is_object());
 
     let docs = documents("admission-webhook.yaml");
     let service = at(one(&docs, "ValidatingWebhookConfiguration"), "/webhooks/0/clientConfig/service");
