@@ -182,9 +182,20 @@ fn every_command_has_help() {
     }
 }
 
+/// A GET over a fresh connection with `headers` (each line ending in CRLF): the raw answer, or
+/// `None` while nothing listens.
+fn plain_get(addr: std::net::SocketAddr, path: &str, headers: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
 #[test]
 fn serve_answers_logs_each_decision_and_stops_on_sigterm() {
-    use std::io::{Read, Write};
+    use std::io::Read;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let addr = format!("127.0.0.1:{port}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_turnstile"))
@@ -195,13 +206,8 @@ fn serve_answers_logs_each_decision_and_stops_on_sigterm() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let get = |path: &str, headers: &str| -> Option<String> {
-        let mut s = std::net::TcpStream::connect(&addr).ok()?;
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n").ok()?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).ok()?;
-        Some(out)
-    };
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let get = |path: &str, headers: &str| plain_get(addr, path, headers);
     let mut ready = None;
     for _ in 0..100 {
         ready = get("/readyz", "");
@@ -395,7 +401,7 @@ fn flags_from_the_environment_healthcheck_and_version() {
 /// others on SIGTERM.
 #[test]
 fn metrics_listen_serves_metrics_on_their_own_port() {
-    use std::io::{Read, Write};
+    use std::io::Read;
     let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let (decisions, metrics) = (free(), free());
     let mut child = Command::new(env!("CARGO_BIN_EXE_turnstile"))
@@ -406,13 +412,7 @@ fn metrics_listen_serves_metrics_on_their_own_port() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let get = |addr: std::net::SocketAddr, path: &str| -> Option<String> {
-        let mut s = std::net::TcpStream::connect(addr).ok()?;
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).ok()?;
-        Some(out)
-    };
+    let get = |addr, path: &str| plain_get(addr, path, "");
     let mut scraped = None;
     for _ in 0..100 {
         scraped = get(metrics, "/metrics").filter(|m| m.contains("turnstile_index_generation 1"));

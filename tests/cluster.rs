@@ -628,6 +628,7 @@ fn the_chart_lints_and_installs() {
         "replicaCount": 3, "logFormat": "text", "image": {"repository": "registry.example.com/turnstile", "tag": "t1"},
         "authn": {"issuers": [{"issuer": "https://sso.example.com", "audiences": ["api"], "discovery": true}]},
         "tls": {"secretName": "turnstile-tls"}, "leaseName": "chart-lease", "metrics": {"port": 9090},
+        "service": {"appProtocol": "kubernetes.io/h2c"},
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
     });
     let install = |release: &str, values: &Value| {
@@ -689,6 +690,7 @@ fn the_chart_lints_and_installs() {
     let service: Value =
         serde_json::from_str(&cluster.kubectl(&["get", "service", "ts", "-n", "turnstile-system", "-o", "json"]))
             .unwrap();
+    assert_eq!(service["spec"]["ports"][0]["appProtocol"], "kubernetes.io/h2c");
     let metrics_port = &service["spec"]["ports"][1];
     assert_eq!((&metrics_port["name"], &metrics_port["port"]), (&json!("metrics"), &json!(9090)), "{service}");
     let config =

@@ -252,29 +252,27 @@ async fn through(proxy: SocketAddr, token: &dyn Fn(&str) -> String) {
     assert_eq!(r.status, 403, "{}", r.head);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn through_nginx_auth_request() {
+/// The story through an nginx that `start` configures and runs.
+async fn through_nginx(start: fn(&Path, u16, SocketAddr, SocketAddr) -> Running) {
     let dir = tempfile::tempdir().unwrap();
     let (authz, token) = turnstile(dir.path()).await;
     let upstream = echo_upstream().await;
     let port = free_port();
-    let _nginx = nginx(dir.path(), port, authz, upstream);
+    let _nginx = start(dir.path(), port, authz, upstream);
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     wait_for(addr, "nginx").await;
     through(addr, &token).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_nginx_auth_request() {
+    through_nginx(nginx).await;
+}
+
 /// The SnippetsFilter for NGINX Gateway Fabric: nginx.conf's lines, as the gateway puts them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_nginx_gateway_fabric_snippets() {
-    let dir = tempfile::tempdir().unwrap();
-    let (authz, token) = turnstile(dir.path()).await;
-    let upstream = echo_upstream().await;
-    let port = free_port();
-    let _nginx = nginx_gateway_fabric(dir.path(), port, authz, upstream);
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    wait_for(addr, "nginx").await;
-    through(addr, &token).await;
+    through_nginx(nginx_gateway_fabric).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
