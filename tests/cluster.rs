@@ -629,6 +629,7 @@ fn the_chart_lints_and_installs() {
         "authn": {"issuers": [{"issuer": "https://sso.example.com", "audiences": ["api"], "discovery": true}]},
         "tls": {"secretName": "turnstile-tls"}, "leaseName": "chart-lease", "metrics": {"port": 9090},
         "service": {"appProtocol": "kubernetes.io/h2c"},
+        "extraEnv": [{"name": "TURNSTILE_GRPC_PEER_IDENTITY", "value": "true"}],
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
     });
     let install = |release: &str, values: &Value| {
@@ -686,6 +687,7 @@ fn the_chart_lints_and_installs() {
     assert_eq!(env("TURNSTILE_LEASE_NAMESPACE"), Some(json!("turnstile-system")));
     assert_eq!(env("TURNSTILE_TLS_CERT"), Some(json!("/etc/turnstile/tls/tls.crt")));
     assert_eq!(env("TURNSTILE_METRICS_LISTEN"), Some(json!("0.0.0.0:9090")));
+    assert_eq!(env("TURNSTILE_GRPC_PEER_IDENTITY"), Some(json!("true")), "extraEnv");
     assert_eq!(container["ports"][1], json!({"name": "metrics", "containerPort": 9090, "protocol": "TCP"}));
     let service: Value =
         serde_json::from_str(&cluster.kubectl(&["get", "service", "ts", "-n", "turnstile-system", "-o", "json"]))
