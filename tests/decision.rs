@@ -552,6 +552,21 @@ fn resolved_requests_skip_the_catalog() {
         (a.allowed, a.rule.as_deref(), a.ou.as_deref()),
         (false, Some("PermissionSet/no-jobs/deny/0"), Some("prod01"))
     );
+    // What the decision log reads beside the answer: the resource type, and the context OU
+    // (`global`, none being asked for) beside the effective one.
+    let groups: Vec<String> = vec![];
+    let resolved = Resolved {
+        subject: Some(Subject { user: "alice", groups: &groups }),
+        method: "GET",
+        resource_type: "k8s/jobs",
+        api_name: "list",
+        access_path: "/namespaces/prod01/jobs",
+        resource: Some("namespace/prod01"),
+        ou: None,
+        now: now(),
+    };
+    let d = snap.decide_resolved(&resolved);
+    assert_eq!((d.resource_type, d.context_ou, d.ou), ("k8s/jobs", Some("global"), Some("prod01")));
     let a = ask("alice", "list", "GET", "k8s/jobs", "/namespaces/dev01/jobs", Some("dev01"));
     assert_eq!((a.allowed, a.rule.as_deref()), (true, Some("PermissionSet/k8s-all/allow/0")));
     let a = ask("bob", "create", "POST", "k8s/jobs", "/namespaces/prod01/jobs", Some("prod01"));

@@ -153,6 +153,7 @@ fn assert_same_answer(http: &Reply, grpc: &Value, context: &str) {
     let (code, name) = match http.status {
         401 => (16, "Unauthorized"),
         403 => (7, "Forbidden"),
+        400 => (7, "BadRequest"),
         other => panic!("{context}: HTTP answered {other}"),
     };
     assert_eq!(grpc["status"]["code"], code, "{context}: {grpc}");
@@ -316,11 +317,17 @@ async fn grpc_refusals_are_denials_not_failed_calls() {
     map_insert(&mut bad_header["attributes"]["request"]["http"]["headers"], "bad header", "x");
     let mut relative = ok.clone();
     relative["attributes"]["request"]["http"]["path"] = "api/v1/policy-definitions".into();
+    let mut not_a_method = ok.clone();
+    not_a_method["attributes"]["request"]["http"]["method"] = "GET /admin".into();
+    let mut twice = ok.clone();
+    map_insert(&mut twice["attributes"]["request"]["http"]["headers"], "X-Auth-Request-User", "alice@example.com");
     let cases = [
         (json!({}), "no attributes"),
         (without("method"), "no method"),
+        (not_a_method, "a method that is not an HTTP token"),
         (without("path"), "no path"),
         (bad_header, "a header name with a space"),
+        (twice, "a header named twice in different cases"),
         (relative, "a path without `/`"),
     ];
     let answers = check_all(addr, cases.iter().map(|(r, _)| r.clone()).collect()).await;
@@ -368,4 +375,39 @@ async fn grpc_peer_identity_is_opt_in() {
         }
         assert_eq!(answers[1]["status"]["code"], 16, "not a SPIFFE id: {:?}", answers[1]);
     }
+}
+
+/// Every way of writing the catalog's host (letter case, a trailing dot, a port) is the
+/// catalog's host over gRPC, as over HTTP: the DELETE the catalog denies stays denied, where a
+/// host that escaped the catalog would reach the path grant that allows it. A lower-case
+/// method is the same method.
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_host_and_method_forms_decide_as_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = common::host_scoped_turnstile(dir.path()).await;
+    let user = [("x-auth-request-user", "alice")];
+    let hosts =
+        ["api.example.com", "API.Example.COM", "api.example.com.", "api.example.com:443", "api.example.com:80:80"];
+    let mut requests = Vec::new();
+    let mut http = Vec::new();
+    for host in hosts {
+        for method in ["DELETE", "delete"] {
+            let url = format!("https://{host}/api/policies/p-1");
+            requests.push(envoy_request(method, &url, &user, None));
+            let headers = [user[0], ("host", host)];
+            http.push(common::http(addr, method, "/authz/envoy/api/policies/p-1", &headers, "").await);
+        }
+    }
+    let answers = check_all(addr, requests).await;
+    for ((answer, http), (host, method)) in
+        answers.iter().zip(&http).zip(hosts.iter().flat_map(|h| [(h, "DELETE"), (h, "delete")]))
+    {
+        let context = format!("{method} on {host}");
+        assert!(answer.get("ok_response").is_none(), "{context} is never allowed: {answer}");
+        assert_eq!(answer["status"]["code"], 7, "{context}: {answer}");
+        assert_same_answer(http, answer, &context);
+    }
+    // The control: a host that is not the catalog's misses it, and the path grant allows.
+    let elsewhere = envoy_request("DELETE", "https://other.example.com/api/policies/p-1", &user, None);
+    assert!(check_one(addr, elsewhere).await.get("ok_response").is_some());
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::Value;
 use turnstile::engine::Snapshot;
 use turnstile::http::AppState;
-use turnstile::http::authn::{Authenticator, AuthnConfig};
+use turnstile::http::authn::Authenticator;
 use turnstile::publisher::Publisher;
 use turnstile::sources::files;
 
@@ -297,49 +297,6 @@ async fn through_caddy_forward_auth() {
     assert!(body["reason"].as_str().unwrap().contains("DeletePolicyDefinition"), "{body}");
 }
 
-/// A host-scoped catalog whose deletes are denied, beside a raw-path grant on the same paths:
-/// a request decided on any host but `api.example.com` misses the catalog, and the grant
-/// allows it. So a `DELETE` that gets through shows the host Turnstile decided on was not the
-/// one nginx routed on.
-const HOST_SCOPED: &str = "apiVersion: turnstile.dev/v1alpha1
-kind: ApiCatalog
-metadata: {name: policies}
-spec:
-  hosts: [api.example.com]
-  pathPrefix: /api
-  operations:
-    - {id: ReadPolicy, method: GET, path: '/policies/{id}', resourceType: policy}
-    - {id: DeletePolicy, method: DELETE, path: '/policies/{id}', resourceType: policy}
----
-apiVersion: turnstile.dev/v1alpha1
-kind: PermissionSet
-metadata: {name: all-but-deletes}
-spec:
-  allow: [{paths: [/api]}, {apiName: ReadPolicy}]
-  deny: [{apiName: DeletePolicy}]
----
-apiVersion: turnstile.dev/v1alpha1
-kind: UserBinding
-metadata: {name: alice}
-spec:
-  subjects: [{kind: User, name: alice}]
-  permissionSets: [all-but-deletes]
-  organizationalUnits: [global]
-";
-
-/// Turnstile on [`HOST_SCOPED`], reading the user from `X-Auth-Request-User`.
-async fn host_scoped_turnstile(dir: &Path) -> SocketAddr {
-    let manifests = dir.join("manifests");
-    std::fs::create_dir_all(&manifests).unwrap();
-    std::fs::write(manifests.join("all.yaml"), HOST_SCOPED).unwrap();
-    let config = AuthnConfig { trusted_headers: true, ..AuthnConfig::default() };
-    let state = AppState::new(Publisher::new(), Authenticator::new(config).await);
-    let (snap, report) = Snapshot::build(&files::load(&manifests).unwrap().definitions(), jiff::Timestamp::now());
-    assert!(report.is_clean(), "{report:?}");
-    state.publisher().publish(snap, &report);
-    common::serve_all(state).await
-}
-
 /// nginx with three auth locations, one per port: the documented one (`X-Original-URL` built
 /// from `$host`, the host nginx routed on), `X-Original-URI` with `X-Forwarded-Host $host`, and
 /// `X-Original-URI` alone, as nginx's own `auth_request` documentation has it.
@@ -382,7 +339,7 @@ fn nginx_host_forms(dir: &Path, ports: [u16; 3], authz: SocketAddr, upstream: So
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_decides_on_the_host_it_routed_on() {
     let dir = tempfile::tempdir().unwrap();
-    let authz = host_scoped_turnstile(dir.path()).await;
+    let authz = common::host_scoped_turnstile(dir.path()).await;
     let upstream = echo_upstream().await;
     let ports = [free_port(), free_port(), free_port()];
     let _nginx = nginx_host_forms(dir.path(), ports, authz, upstream);
@@ -431,7 +388,7 @@ async fn nginx_decides_on_the_host_it_routed_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envoy_over_http2_decides_on_the_authority() {
     let dir = tempfile::tempdir().unwrap();
-    let authz = host_scoped_turnstile(dir.path()).await;
+    let authz = common::host_scoped_turnstile(dir.path()).await;
     let tcp = tokio::net::TcpStream::connect(authz).await.unwrap();
     let (client, connection) = h2::client::handshake(tcp).await.unwrap();
     tokio::spawn(connection);

@@ -438,6 +438,7 @@ impl Snapshot {
 
     fn run_resolved<'a, T: Tracer>(&'a self, r: &Resolved<'a>, tracer: &mut T) -> Decision<'a> {
         let (mut d, subject) = begin(r.subject, r.api_name);
+        d.resource_type = r.resource_type;
         let Some(subject) = subject else { return d };
         let (access_path, _) = match split_path(r.access_path) {
             Ok(p) => p,
@@ -558,7 +559,6 @@ impl Snapshot {
             d
         };
         let Pending { subject, method, access_path, resource, context_name, now } = pending;
-        d.resource_type = operation.resource_type;
 
         // 3. resolve the OU
         let Some(context) = self.ous.get(&context_name) else {

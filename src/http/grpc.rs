@@ -79,8 +79,9 @@ async fn decide(state: &AppState, check: CheckRequest) -> Handled {
         "" => http.headers.get(":authority").map(String::as_str).unwrap_or_default(),
         host => host,
     };
-    if http.method.is_empty() {
-        return refuse("the CheckRequest has no `method`");
+    // Envoy sends the method it parsed; anything else (empty, spaces, a path) is not a request.
+    if axum::http::Method::from_bytes(http.method.as_bytes()).is_err() {
+        return refuse("the CheckRequest's `method` is not an HTTP method");
     }
     if host.is_empty() {
         return refuse("the CheckRequest has no `host`");
@@ -116,7 +117,7 @@ fn request_id(check: &CheckRequest) -> Option<String> {
 
 /// The original request's headers: `header_map` when Envoy sends raw headers
 /// (`encode_raw_headers`), else `headers`. Pseudo-headers are left out; `None` when a name or
-/// value is not a valid HTTP header.
+/// value is not a valid HTTP header, or the map names a header twice in different cases.
 fn header_map(http: &HttpRequest) -> Option<HeaderMap> {
     let mut headers = HeaderMap::with_capacity(http.headers.len());
     let mut add = |name: &str, value: &[u8]| -> Option<()> {
@@ -135,6 +136,11 @@ fn header_map(http: &HttpRequest) -> Option<HeaderMap> {
         None => {
             for (name, value) in &http.headers {
                 add(name, value.as_bytes())?;
+            }
+            // Envoy lower-cases the map's keys and merges repeated headers, so a name twice in
+            // other cases is not its doing, and which copy a reader takes would be chance.
+            if headers.keys_len() != headers.len() {
+                return None;
             }
         }
     }

@@ -11,7 +11,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 use super::authn::Authenticator;
 use crate::engine::Kind;
@@ -99,37 +99,31 @@ impl Default for Metrics {
             Result::ALL.map(|result| decisions.get_or_create(&DecisionLabels { endpoint, result }).clone())
         });
         let latency = Histogram::new(exponential_buckets(1e-6, 2.0, 20));
-        registry.register("decision_duration_seconds", "Time to decide, after the request is read", latency.clone());
+        let latency = add(registry, "decision_duration_seconds", "Time to decide, after the request is read", latency);
         let build = Family::<BuildLabels, Gauge>::default();
         registry.register("build_info", "The version and commit of this binary (always 1)", build.clone());
         build
             .get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION"), commit: env!("TURNSTILE_COMMIT") })
             .set(1);
-        let generation = Gauge::default();
-        registry.register("index_generation", "Number of indexes published since start", generation.clone());
-        let age = Gauge::default();
-        registry.register("index_age_seconds", "Seconds since the serving index was published", age.clone());
-        let published = Gauge::default();
-        registry.register(
+        let generation = add(registry, "index_generation", "Number of indexes published since start", Gauge::default());
+        let age = add(registry, "index_age_seconds", "Seconds since the serving index was published", Gauge::default());
+        let published = add(
+            registry,
             "index_last_publish_timestamp_seconds",
             "Unix time at which the serving index was published (0 before the first)",
-            published.clone(),
+            Gauge::default(),
         );
-        let reload_failures = Counter::default();
-        registry.register("reload_failures", "Reloads that kept the previous index", reload_failures.clone());
-        let token_cache_hits = Counter::default();
-        registry.register("token_cache_hits", "Bearer tokens answered from the cache", token_cache_hits.clone());
-        let token_cache_misses = Counter::default();
-        registry.register(
-            "token_cache_misses",
-            "Bearer tokens not in the cache, checked in full",
-            token_cache_misses.clone(),
-        );
-        let key_fetch_failures = Counter::default();
-        registry.register(
+        let reload_failures =
+            add(registry, "reload_failures", "Reloads that kept the previous index", Counter::default());
+        let token_cache_hits =
+            add(registry, "token_cache_hits", "Bearer tokens answered from the cache", Counter::default());
+        let token_cache_misses =
+            add(registry, "token_cache_misses", "Bearer tokens not in the cache, checked in full", Counter::default());
+        let key_fetch_failures = add(
+            registry,
             "jwks_fetch_failures",
             "Fetches of an issuer's keys that failed (the keys there were are kept)",
-            key_fetch_failures.clone(),
+            Counter::default(),
         );
         let objects = Family::<ObjectLabels, Gauge>::default();
         registry.register("objects", "Objects of the serving index by kind and readiness", objects.clone());
@@ -150,6 +144,12 @@ impl Default for Metrics {
             objects,
         }
     }
+}
+
+/// Registers `metric` in `registry` and hands it back, to be updated.
+fn add<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
 }
 
 impl Metrics {

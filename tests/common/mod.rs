@@ -287,3 +287,52 @@ pub fn series(metrics: &str, series: &str) -> f64 {
     let value = value.unwrap_or_else(|| panic!("no series `{series}` in:\n{metrics}"));
     value.trim().parse().unwrap_or_else(|e| panic!("`{series}` is `{value}`: {e}"))
 }
+
+/// A host-scoped catalog whose deletes are denied, beside a raw-path grant on the same paths:
+/// a request decided on any host but `api.example.com` misses the catalog, and the grant
+/// allows it. So a `DELETE` that gets through shows the host Turnstile decided on was not the
+/// one the proxy routed on.
+pub const HOST_SCOPED: &str = "apiVersion: turnstile.dev/v1alpha1
+kind: ApiCatalog
+metadata: {name: policies}
+spec:
+  hosts: [api.example.com]
+  pathPrefix: /api
+  operations:
+    - {id: ReadPolicy, method: GET, path: '/policies/{id}', resourceType: policy}
+    - {id: DeletePolicy, method: DELETE, path: '/policies/{id}', resourceType: policy}
+---
+apiVersion: turnstile.dev/v1alpha1
+kind: PermissionSet
+metadata: {name: all-but-deletes}
+spec:
+  allow: [{paths: [/api]}, {apiName: ReadPolicy}]
+  deny: [{apiName: DeletePolicy}]
+---
+apiVersion: turnstile.dev/v1alpha1
+kind: UserBinding
+metadata: {name: alice}
+spec:
+  subjects: [{kind: User, name: alice}]
+  permissionSets: [all-but-deletes]
+  organizationalUnits: [global]
+";
+
+/// Turnstile on [`HOST_SCOPED`], reading the user from `X-Auth-Request-User`.
+pub async fn host_scoped_turnstile(dir: &std::path::Path) -> std::net::SocketAddr {
+    let manifests = dir.join("manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    std::fs::write(manifests.join("all.yaml"), HOST_SCOPED).unwrap();
+    let config = turnstile::http::authn::AuthnConfig { trusted_headers: true, ..Default::default() };
+    let state = turnstile::http::AppState::new(
+        turnstile::publisher::Publisher::new(),
+        turnstile::http::authn::Authenticator::new(config).await,
+    );
+    let (snap, report) = turnstile::engine::Snapshot::build(
+        &turnstile::sources::files::load(&manifests).unwrap().definitions(),
+        jiff::Timestamp::now(),
+    );
+    assert!(report.is_clean(), "{report:?}");
+    state.publisher().publish(snap, &report);
+    serve_all(state).await
+}
