@@ -113,3 +113,51 @@ impl Visit for Line {
         self.push(field, format!("{value:?}").into());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Lines written by events under the flat JSON format.
+    fn logged(events: impl FnOnce()) -> String {
+        let out = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let sink = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || WriteTo(sink.clone()))
+            .event_format(FlatJson)
+            .finish();
+        tracing::subscriber::with_default(subscriber, events);
+        String::from_utf8(out.lock().unwrap().clone()).unwrap()
+    }
+
+    struct WriteTo(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for WriteTo {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// One object per line: `ts`, `level`, `msg`, `target` first, then the fields in order and
+    /// typed; a field named like one of the four keeps its value under `field.<name>`.
+    #[test]
+    fn events_are_flat_json_lines() {
+        let text = logged(|| {
+            tracing::warn!(target: "t", user = "bob", allowed = false, status = 403u64, ts = "mine", "a \"quoted\" message");
+        });
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.starts_with(r#"{"ts":""#), "{text}");
+        let tail = r#","level":"warn","msg":"a \"quoted\" message","target":"t","user":"bob","allowed":false,"status":403,"field.ts":"mine"}"#;
+        assert!(text.trim_end().ends_with(tail), "{text}");
+        let line: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert!(line["ts"].as_str().unwrap().parse::<jiff::Timestamp>().is_ok());
+    }
+}
