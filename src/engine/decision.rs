@@ -12,7 +12,7 @@ use serde::Serialize;
 use smallvec::SmallVec;
 
 use super::catalog::{Extractor, Piece, Route, Routed, Source, normalize_host};
-use super::grants::PathKeys;
+use super::grants::{PathKeys, Tag};
 use super::index::{Grant, PermissionSet, Scope, SetId, Snapshot};
 use super::model::GLOBAL;
 use super::ou::{OuId, Owner};
@@ -615,23 +615,29 @@ impl Snapshot {
             op: operation.op,
             method_bit: method_bit(method),
         };
-        // One look-up in each set's grant index serves its deny and its allow rules.
-        let mut on_path: SmallVec<[u32; 32]> = SmallVec::new();
-        let mut found_at: SmallVec<[(usize, usize); 16]> = SmallVec::new();
-        let mut path_keys = None;
-        for &id in &sets {
-            let start = on_path.len();
-            let grants = &self.sets[id as usize].by_path;
-            if !grants.is_empty() {
-                let keys = path_keys.get_or_insert_with(|| PathKeys::of(access_path));
-                grants.candidates(keys, &mut on_path);
-            }
-            found_at.push((start, on_path.len()));
+        // One look-up in the grant index finds, for every set, the rules whose grants may
+        // cover the path; it serves the set's deny and allow rules.
+        let mut on_path: SmallVec<[Tag; 32]> = SmallVec::new();
+        if !self.by_path.is_empty() {
+            self.by_path.candidates(&PathKeys::of(access_path), &sets, attrs.method_bit, &mut on_path);
+            on_path.sort_unstable();
+            on_path.dedup();
         }
+        // The sets to look at, with their tags: those the index found grants of, and those
+        // with rules it does not hold; with a tracer, every set.
+        let mut rest = &on_path[..];
+        let visits: SmallVec<[(&PermissionSet, &[Tag]); 16]> = sets
+            .iter()
+            .filter_map(|&id| {
+                let (mine, after) = rest.split_at(rest.iter().take_while(|t| t.owner() == id).count());
+                rest = after;
+                let look = T::ENABLED || !mine.is_empty() || self.set_heads[id as usize].unindexed;
+                look.then(|| (&self.sets[id as usize], mine))
+            })
+            .collect();
         let mut deciding: Option<(RuleRef<'a>, bool)> = None;
-        for (&id, &(start, end)) in sets.iter().zip(&found_at) {
-            let set = &self.sets[id as usize];
-            if let Some(i) = evaluate(set, &set.deny, Side::Deny, &attrs, &on_path[start..end], tracer) {
+        for &(set, on_path) in &visits {
+            if let Some(i) = evaluate(set, &set.deny, Side::Deny, &attrs, on_path, tracer) {
                 if deciding.is_none() {
                     deciding = Some((RuleRef { set: &set.name, side: Side::Deny, index: i }, false));
                 }
@@ -640,8 +646,9 @@ impl Snapshot {
                 }
             }
         }
-        for (&id, &(start, end)) in sets.iter().zip(&found_at) {
-            let set = &self.sets[id as usize];
+        // A deny decides: the allow side is only read for the trace.
+        let allow_sides = if deciding.is_none() || T::ENABLED { &visits[..] } else { &[] };
+        for &(set, on_path) in allow_sides {
             let by_operation = set.operations.as_ref().is_some_and(|ops| ops.contains(d.operation));
             if let Some(t) = tracer.trace()
                 && set.operations.is_some()
@@ -653,8 +660,11 @@ impl Snapshot {
             let found = if by_operation && !T::ENABLED {
                 Some(RuleRef { set: &set.name, side: Side::Operations, index: 0 })
             } else {
-                let rule = evaluate(set, &set.allow, Side::Allow, &attrs, &on_path[start..end], tracer)
-                    .map(|i| RuleRef { set: &set.name, side: Side::Allow, index: i });
+                let rule = evaluate(set, &set.allow, Side::Allow, &attrs, on_path, tracer).map(|i| RuleRef {
+                    set: &set.name,
+                    side: Side::Allow,
+                    index: i,
+                });
                 if by_operation { Some(RuleRef { set: &set.name, side: Side::Operations, index: 0 }) } else { rule }
             };
             if let Some(r) = found {
@@ -759,10 +769,10 @@ impl Snapshot {
             return Err(why);
         }
         sets.retain(|id| {
-            let set = &self.sets[*id as usize];
-            let in_scope = self.in_scope(&set.scope, ou);
+            let in_scope = self.in_scope(&self.set_heads[*id as usize].scope, ou);
             if let Some(t) = tracer.trace() {
-                t.permission_sets.push(TraceSet { name: set.name.to_string(), in_scope, rules: Vec::new() });
+                let name = self.sets[*id as usize].name.to_string();
+                t.permission_sets.push(TraceSet { name, in_scope, rules: Vec::new() });
             }
             in_scope
         });
@@ -790,7 +800,7 @@ fn evaluate<S: AsRef<str>, T: Tracer>(
     rules: &RuleList,
     side: Side,
     attrs: &Attributes<'_, S>,
-    on_path: &[u32],
+    on_path: &[Tag],
     tracer: &mut T,
 ) -> Option<u32> {
     // Both paths decide each rule with `Rule::check`; the trace only looks at every rule.

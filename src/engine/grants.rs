@@ -1,15 +1,19 @@
-//! Which rules of a permission set have a feature-path grant that can cover an access path.
+//! Which rules have a feature-path grant that can cover an access path.
 //!
 //! ```text
-//!   grants   /api/v1/svc3 (rule 0)   literal: key(api/v1/svc3) → [0]     lengths [0, 3]
-//!            /            (rule 7)            key()            → [7]
-//!            /api/*/jobs  (rule 4)   wild:    root ─api─▶ · ─*─▶ · ─jobs─▶ [4]
+//!   grants   /api/v1/svc3 (set 2, rule 0)   literal: key(api/v1/svc3) → [2:0, 5:3]   lengths [0, 3]
+//!            /api/v1/svc3 (set 5, rule 3)            key()            → [2:7]
+//!            /            (set 2, rule 7)
+//!            /api/*/jobs  (set 4, rule 1)   wild:    root ─api─▶ · ─*─▶ · ─jobs─▶ [4:1]
 //! ```
-//! A grant covers the node it names and its whole subtree, so a grant of `k` segments covers
-//! a path when it matches the path's first `k` segments. Grants without `*` are kept in a hash
-//! map by the key of their segments: a request computes the key of each of its prefixes once,
-//! and a set costs one probe per distinct grant length. Grants with a `*` are kept in a
-//! segment trie the request walks once, following its segment's edge and the `*` edge.
+//! One index holds the grants of every set. A grant covers the node it names and its whole
+//! subtree, so a grant of `k` segments covers a path when it matches the path's first `k`
+//! segments. Grants without `*` are kept in a hash map by the key of their segments: a request
+//! computes the key of each of its prefixes once and costs one probe per distinct grant
+//! length, however many sets it collected. Grants with a `*` are kept in a segment trie the
+//! request walks once, following its segment's edge and the `*` edge. Each key or node holds
+//! its grants' [`Tag`]s sorted, so the grants of the request's own sets are found by binary
+//! search among those of every other set.
 //!
 //! This is a filter, never a decision: it may return a rule that does not match, and
 //! [`super::rules::Rule::check`] decides each one. It must never leave out a rule that could
@@ -58,11 +62,71 @@ impl PathKeys {
     }
 }
 
-/// The grants of a set's rules, each tagged with a `u32` its owner chose.
+/// A grant as an index holds it: its owner (a permission set), an entry the owner chose, and
+/// the usual methods its rule admits. Tags sort by owner first, so one owner's tags are
+/// adjacent in a sorted list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Tag {
+    owner: u32,
+    entry: u32,
+    /// Bits of [`super::rules::method_bit`]: a request on a usual method outside them cannot
+    /// match the rule, so the rule is not a candidate. A method outside the usual ones (bit 0)
+    /// is a candidate for every rule.
+    methods: u16,
+}
+
+impl Tag {
+    pub(crate) fn new(owner: u32, entry: u32, methods: u16) -> Tag {
+        Tag { owner, entry, methods }
+    }
+
+    pub(crate) fn owner(self) -> u32 {
+        self.owner
+    }
+
+    pub(crate) fn entry(self) -> u32 {
+        self.entry
+    }
+
+    fn admits(self, method_bit: u16) -> bool {
+        method_bit == 0 || self.methods & method_bit != 0
+    }
+}
+
+/// Appends to `out` the tags of `list` (ascending) whose owner is in `owners` (ascending) and
+/// whose rule admits the method: one pass over a short list, a binary search per owner in a
+/// long one, so a grant many sets share costs a request only its own sets.
+fn select<A: Array<Item = Tag>>(list: &[Tag], owners: &[u32], method_bit: u16, out: &mut SmallVec<A>) {
+    let wanted = |t: &&Tag| t.admits(method_bit);
+    if list.len() <= 8 * owners.len() {
+        let mut owners = owners.iter().copied().peekable();
+        for t in list.iter().filter(wanted) {
+            while owners.next_if(|&o| o < t.owner).is_some() {}
+            match owners.peek() {
+                None => return,
+                Some(&o) if o == t.owner => out.push(*t),
+                Some(_) => {}
+            }
+        }
+        return;
+    }
+    let mut rest = list;
+    for &owner in owners {
+        rest = &rest[rest.partition_point(|t| t.owner < owner)..];
+        let mine = rest.partition_point(|t| t.owner == owner);
+        out.extend(rest[..mine].iter().filter(wanted).copied());
+        rest = &rest[mine..];
+        if rest.is_empty() {
+            return;
+        }
+    }
+}
+
+/// The grants of many owners' rules.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct GrantIndex {
-    /// Grants without `*`, by the key of their segments.
-    literal: HashMap<u64, SmallVec<[u32; 2]>>,
+    /// Grants without `*`, by the key of their segments; tags ascending.
+    literal: HashMap<u64, Box<[Tag]>>,
     /// The distinct lengths of those grants, ascending.
     lengths: Box<[usize]>,
     /// Grants with a `*`.
@@ -71,8 +135,8 @@ pub(crate) struct GrantIndex {
 
 impl GrantIndex {
     /// The index of `(grant, tag)` pairs.
-    pub(crate) fn build<'p>(grants: impl IntoIterator<Item = (&'p PathPattern, u32)>) -> GrantIndex {
-        let mut literal: HashMap<u64, SmallVec<[u32; 2]>> = HashMap::default();
+    pub(crate) fn build<'p>(grants: impl IntoIterator<Item = (&'p PathPattern, Tag)>) -> GrantIndex {
+        let mut literal: HashMap<u64, Vec<Tag>> = HashMap::default();
         let mut lengths = Vec::new();
         let mut wild = Vec::new();
         for (pattern, tag) in grants {
@@ -81,15 +145,12 @@ impl GrantIndex {
                 continue;
             }
             let key = pattern.parts().flatten().fold(ROOT, |k, s| extend_prefix(k, segment_key(s)));
-            let tags = literal.entry(key).or_default();
-            if !tags.contains(&tag) {
-                tags.push(tag);
-            }
+            literal.entry(key).or_default().push(tag);
             lengths.push(pattern.len());
         }
         lengths.sort_unstable();
         lengths.dedup();
-        literal.shrink_to_fit();
+        let literal = literal.into_iter().map(|(key, tags)| (key, sorted(tags))).collect();
         GrantIndex { literal, lengths: lengths.into(), wild: WildTrie::build(wild) }
     }
 
@@ -97,16 +158,30 @@ impl GrantIndex {
         self.literal.is_empty() && self.wild.nodes.is_empty()
     }
 
-    /// Appends to `out` the tags of the grants that may cover the path, in no particular
-    /// order, possibly more than once.
-    pub(crate) fn candidates<A: Array<Item = u32>>(&self, path: &PathKeys, out: &mut SmallVec<A>) {
+    /// Appends to `out` the tags of the grants that may cover the path, belong to one of
+    /// `owners` (ascending) and admit the method (its [`super::rules::method_bit`]), in no
+    /// particular order, possibly more than once.
+    pub(crate) fn candidates<A: Array<Item = Tag>>(
+        &self,
+        path: &PathKeys,
+        owners: &[u32],
+        method_bit: u16,
+        out: &mut SmallVec<A>,
+    ) {
         for &len in self.lengths.iter().take_while(|&&len| len < path.prefixes.len()) {
             if let Some(tags) = self.literal.get(&path.prefixes[len]) {
-                out.extend_from_slice(tags);
+                select(tags, owners, method_bit, out);
             }
         }
-        self.wild.candidates(&path.segments, out);
+        self.wild.candidates(&path.segments, owners, method_bit, out);
     }
+}
+
+/// The tags ascending, without repeats.
+fn sorted(mut tags: Vec<Tag>) -> Box<[Tag]> {
+    tags.sort_unstable();
+    tags.dedup();
+    tags.into()
 }
 
 /// One node, its edges and tags as ranges of the trie's flat arrays.
@@ -119,13 +194,13 @@ struct Node {
 }
 
 /// A segment trie, flattened: nodes, their edges sorted by key, and the tags of the grants
-/// that end at each node. Node 0 is the root.
+/// that end at each node, ascending. Node 0 is the root.
 #[derive(Clone, Debug, Default)]
 struct WildTrie {
     nodes: Box<[Node]>,
     edge_keys: Box<[u64]>,
     edge_nodes: Box<[u32]>,
-    tags: Box<[u32]>,
+    tags: Box<[Tag]>,
 }
 
 /// A trie node under construction.
@@ -133,11 +208,11 @@ struct WildTrie {
 struct Growing {
     children: Vec<(u64, usize)>,
     star: Option<usize>,
-    tags: Vec<u32>,
+    tags: Vec<Tag>,
 }
 
 impl WildTrie {
-    fn build(grants: Vec<(&PathPattern, u32)>) -> WildTrie {
+    fn build(grants: Vec<(&PathPattern, Tag)>) -> WildTrie {
         if grants.is_empty() {
             return WildTrie::default();
         }
@@ -162,9 +237,7 @@ impl WildTrie {
                     next
                 });
             }
-            if !nodes[at].tags.contains(&tag) {
-                nodes[at].tags.push(tag);
-            }
+            nodes[at].tags.push(tag);
         }
         let mut trie = WildTrie::default();
         let (mut out_nodes, mut keys, mut children, mut tags) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -174,7 +247,7 @@ impl WildTrie {
             keys.extend(node.children.iter().map(|&(key, _)| key));
             children.extend(node.children.iter().map(|&(_, child)| child as u32));
             let first_tag = tags.len() as u32;
-            tags.extend_from_slice(&node.tags);
+            tags.extend_from_slice(&sorted(node.tags));
             out_nodes.push(Node {
                 edges: (first_edge, keys.len() as u32),
                 star: node.star.map_or(0, |s| s as u32),
@@ -188,7 +261,7 @@ impl WildTrie {
         trie
     }
 
-    fn candidates<A: Array<Item = u32>>(&self, path: &[u64], out: &mut SmallVec<A>) {
+    fn candidates<A: Array<Item = Tag>>(&self, path: &[u64], owners: &[u32], method_bit: u16, out: &mut SmallVec<A>) {
         if self.nodes.is_empty() {
             return;
         }
@@ -197,7 +270,7 @@ impl WildTrie {
         for &key in path {
             for &at in &active {
                 let node = self.nodes[at as usize];
-                out.extend_from_slice(&self.tags[node.tags.0 as usize..node.tags.1 as usize]);
+                select(&self.tags[node.tags.0 as usize..node.tags.1 as usize], owners, method_bit, out);
                 let (first, end) = (node.edges.0 as usize, node.edges.1 as usize);
                 if let Ok(i) = self.edge_keys[first..end].binary_search(&key) {
                     next.push(self.edge_nodes[first + i]);
@@ -214,7 +287,7 @@ impl WildTrie {
         }
         for &at in &active {
             let node = self.nodes[at as usize];
-            out.extend_from_slice(&self.tags[node.tags.0 as usize..node.tags.1 as usize]);
+            select(&self.tags[node.tags.0 as usize..node.tags.1 as usize], owners, method_bit, out);
         }
     }
 }
@@ -223,17 +296,23 @@ impl WildTrie {
 mod tests {
     use super::*;
 
+    /// The index of grants that all belong to owner 7.
     fn index(grants: &[&str]) -> GrantIndex {
         let patterns: Vec<PathPattern> = grants.iter().map(|g| PathPattern::parse(g).unwrap()).collect();
-        GrantIndex::build(patterns.iter().zip(0..))
+        GrantIndex::build(patterns.iter().zip(0..).map(|(p, i)| (p, Tag::new(7, i, u16::MAX))))
     }
 
-    fn found(index: &GrantIndex, path: &[&str]) -> Vec<u32> {
-        let mut out: SmallVec<[u32; 8]> = SmallVec::new();
-        index.candidates(&PathKeys::of(path), &mut out);
+    fn found_for(index: &GrantIndex, path: &[&str], owners: &[u32]) -> Vec<Tag> {
+        let mut out: SmallVec<[Tag; 8]> = SmallVec::new();
+        index.candidates(&PathKeys::of(path), owners, 0, &mut out);
         out.sort_unstable();
         out.dedup();
         out.into_vec()
+    }
+
+    /// The entries owner 7 has on the path.
+    fn found(index: &GrantIndex, path: &[&str]) -> Vec<u32> {
+        found_for(index, path, &[7]).into_iter().map(Tag::entry).collect()
     }
 
     #[test]
@@ -254,6 +333,45 @@ mod tests {
             assert_eq!(found(&t, &variant), [0, 1], "{variant:?}");
         }
         assert!(found(&t, &["admins", "x", "keys"]).is_empty());
+    }
+
+    #[test]
+    fn only_the_owners_asked_for_are_found() {
+        let patterns: Vec<PathPattern> =
+            ["/api", "/api/*", "/"].iter().map(|g| PathPattern::parse(g).unwrap()).collect();
+        // every grant held by owners 1 to 5, entry 10 × owner + the grant's position
+        let index = GrantIndex::build(
+            (1..=5).flat_map(|o| patterns.iter().zip(0..).map(move |(p, i)| (p, Tag::new(o, 10 * o + i, u16::MAX)))),
+        );
+        let owners = |tags: Vec<Tag>| tags.iter().map(|t| (t.owner(), t.entry())).collect::<Vec<_>>();
+        assert_eq!(
+            owners(found_for(&index, &["api", "x"], &[2, 4])),
+            [(2, 20), (2, 21), (2, 22), (4, 40), (4, 41), (4, 42)]
+        );
+        assert_eq!(owners(found_for(&index, &["api"], &[0, 5, 9])), [(5, 50), (5, 52)]);
+        assert!(found_for(&index, &["api"], &[0, 6]).is_empty());
+        assert!(found_for(&index, &["api"], &[]).is_empty());
+    }
+
+    #[test]
+    fn owners_and_methods_select_alike_from_short_and_long_lists() {
+        use crate::engine::rules::method_bit;
+        let (get, post) = (method_bit("GET"), method_bit("POST"));
+        let pattern = PathPattern::parse("/api").unwrap();
+        // 100 owners hold `/api`; an even owner's rule admits GET alone, an odd one's any method
+        let methods = |o: u32| if o % 2 == 0 { get } else { u16::MAX };
+        let index = GrantIndex::build((0..100).map(|o| (&pattern, Tag::new(o, o, methods(o)))));
+        // three owners among 100 tags are found by binary search, all 100 by one pass
+        for owners in [vec![3, 50, 98, 99], (0..100).collect(), vec![]] {
+            for method in [0, get, post] {
+                let mut out: SmallVec<[Tag; 8]> = SmallVec::new();
+                index.candidates(&PathKeys::of(&["api", "x"]), &owners, method, &mut out);
+                let found: Vec<u32> = out.iter().map(|t| t.owner()).collect();
+                let expected: Vec<u32> =
+                    owners.iter().copied().filter(|&o| method == 0 || methods(o) & method != 0).collect();
+                assert_eq!(found, expected, "owners {owners:?}, method bit {method}");
+            }
+        }
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! when the tree is built: each OU keeps its ancestors from the root down, so "is `a` at or
 //! above `b`" is one comparison.
 
+use compact_str::CompactString;
+
 use super::model::{GLOBAL, OrganizationalUnitDef};
 use super::report::{Kind, Problem, Reason, Report};
 use super::{HashMap, HashSet};
@@ -38,7 +40,8 @@ pub struct OuTree {
     ancestors: Box<[Box<[OuId]>]>,
     /// Depth of each OU, kept flat: a decision reads it once per binding.
     depths: Box<[u32]>,
-    by_name: HashMap<Box<str>, OuId>,
+    /// Names of up to 24 bytes are kept in the table itself, so a lookup reads no more.
+    by_name: HashMap<CompactString, OuId>,
     resources: HashMap<Box<str>, Owner>,
     /// Every listed resource id by its folded form (see [`fold`]), to recognize a request on
     /// an id that differs from a listed one only in case or trailing dots and spaces.

@@ -17,11 +17,13 @@
 
 use std::sync::Arc;
 
+use compact_str::CompactString;
 use regex::{Regex, RegexBuilder};
 use smallvec::SmallVec;
 
 use super::HashMap;
-use super::grants::GrantIndex;
+use super::grants::Tag;
+use super::index::SetId;
 use super::model::RuleDef;
 use super::report::{Problem, Reason};
 
@@ -99,9 +101,9 @@ impl Matcher {
 /// covers the node it names and everything below it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PathPattern {
-    /// The segments joined by `/`: one allocation, read in one go when a rule is checked. A
-    /// `*` segment is the wildcard (a literal segment is never `*`).
-    text: Box<str>,
+    /// The segments joined by `/`, inline up to 24 bytes: read with the rule when it is
+    /// checked. A `*` segment is the wildcard (a literal segment is never `*`).
+    text: CompactString,
     /// The number of segments.
     len: usize,
 }
@@ -112,7 +114,7 @@ impl PathPattern {
             return Err(format!("path grant `{raw}` must start with `/`"));
         }
         let segments: Vec<&str> = raw.split('/').filter(|s| !s.is_empty()).collect();
-        Ok(PathPattern { text: segments.join("/").into(), len: segments.len() })
+        Ok(PathPattern { text: CompactString::from(segments.join("/")), len: segments.len() })
     }
 
     /// The number of segments.
@@ -247,7 +249,8 @@ pub(crate) struct Rule {
     pub(crate) resource_type: Option<DomainField>,
     pub(crate) api_name: Option<DomainField>,
     pub(crate) methods: Option<MethodField>,
-    pub(crate) paths: Option<Box<[PathPattern]>>,
+    /// Inline when there is one grant, as there most often is.
+    pub(crate) paths: Option<SmallVec<[PathPattern; 1]>>,
     /// Deny rules compare `paths` loosely, allow rules exactly: a variant of a path can only
     /// lose access.
     loose_paths: bool,
@@ -406,7 +409,9 @@ impl<'d> RuleCompiler<'d> {
             Some(ps) if ps.is_empty() => {
                 return Err(spec("`paths` is empty: leave it out to mean any path".into()));
             }
-            Some(ps) => Some(ps.iter().map(|p| PathPattern::parse(p)).collect::<Result<Box<[_]>, _>>().map_err(spec)?),
+            Some(ps) => {
+                Some(ps.iter().map(|p| PathPattern::parse(p)).collect::<Result<SmallVec<_>, _>>().map_err(spec)?)
+            }
             None => None,
         };
         Ok(Rule { resource_type, api_name, methods, paths, loose_paths: side == SideKind::Deny })
@@ -425,7 +430,7 @@ impl<'d> RuleCompiler<'d> {
 
 /// The rules of one side of a permission set, indexed by the operations they can match.
 ///
-/// A rule with `paths` is found through its set's grant index ([`grant_index`]); one without is
+/// A rule with `paths` is found through the snapshot's grant index ([`grants`]); one without is
 /// found by the operations its `apiName` matches, or is a candidate for every request when it
 /// has no `apiName`. The index only skips rules that cannot match: every candidate is decided
 /// by [`Rule::check`], and the first in rule order wins.
@@ -462,18 +467,21 @@ impl RuleList {
         RuleList { rules, side, by_op, any_op: any_op.into(), named: named.into() }
     }
 
-    /// Index of the first rule that matches. `on_path` holds the entries the set's grant
-    /// index found for the access path, of either side.
+    /// Has rules the grant index does not hold (rules without `paths`)?
+    pub(crate) fn has_unindexed(&self) -> bool {
+        !self.any_op.is_empty() || !self.named.is_empty()
+    }
+
+    /// Index of the first rule that matches. `on_path` holds, ascending, the tags the grant
+    /// index found for the access path among this set's, of either side.
     #[inline]
-    pub(crate) fn first_match<S: AsRef<str>>(&self, a: &Attributes<'_, S>, on_path: &[u32]) -> Option<u32> {
+    pub(crate) fn first_match<S: AsRef<str>>(&self, a: &Attributes<'_, S>, on_path: &[Tag]) -> Option<u32> {
         if self.rules.is_empty() {
             return None;
         }
         let check = |i: &u32| self.rules[*i as usize].check(a).is_ok();
-        let mut with_paths: SmallVec<[u32; 8]> =
-            on_path.iter().filter_map(|&e| GrantEntry(e).index_on(self.side)).collect();
-        with_paths.sort_unstable();
-        let by_path = with_paths.iter().find(|i| check(i)).copied();
+        // A side's entries ascend with its rules' indexes.
+        let by_path = on_path.iter().filter_map(|t| GrantEntry(t.entry()).index_on(self.side)).find(check);
         // Rules without paths are in no grant index: the first of them that matches wins if
         // it comes before `by_path`.
         let by_operation: &[u32] = match a.op {
@@ -485,10 +493,12 @@ impl RuleList {
         merged(by_operation, &self.any_op).take_while(|&i| i < before).find(check).or(by_path)
     }
 
-    /// The grants of the rules, as entries of their set's grant index.
-    fn grants(&self) -> impl Iterator<Item = (&PathPattern, u32)> {
+    /// The grants of the rules, as entries of a grant index with the usual methods their
+    /// rule admits (all of them when it has no `methods`).
+    fn grants(&self) -> impl Iterator<Item = (&PathPattern, u32, u16)> {
         self.rules.iter().zip(0..).flat_map(move |(rule, index)| {
-            rule.paths.iter().flatten().map(move |p| (p, GrantEntry::new(self.side, index).0))
+            let methods = rule.methods.as_ref().map_or(u16::MAX, |m| m.mask);
+            rule.paths.iter().flatten().map(move |p| (p, GrantEntry::new(self.side, index).0, methods))
         })
     }
 }
@@ -518,10 +528,14 @@ impl GrantEntry {
     }
 }
 
-/// One index of the grants of both sides of a set: a decision looks it up once per set and hands
-/// what it finds to [`RuleList::first_match`] of each side.
-pub(crate) fn grant_index(allow: &RuleList, deny: &RuleList) -> GrantIndex {
-    GrantIndex::build(allow.grants().chain(deny.grants()))
+/// The grants of both sides of a set, tagged as the grant index holds them: a decision looks
+/// the index up once and hands each set's tags to [`RuleList::first_match`] of each side.
+pub(crate) fn grants<'r>(
+    set: SetId,
+    allow: &'r RuleList,
+    deny: &'r RuleList,
+) -> impl Iterator<Item = (&'r PathPattern, Tag)> {
+    allow.grants().chain(deny.grants()).map(move |(pattern, entry, methods)| (pattern, Tag::new(set, entry, methods)))
 }
 
 #[cfg(test)]
@@ -678,7 +692,7 @@ mod tests {
         //! and allow sides, regexes that are no literal prefix, grants in several cases and
         //! with `;param`s and spaces, and methods outside the usual nine.
         use super::*;
-        use crate::engine::grants::PathKeys;
+        use crate::engine::grants::{GrantIndex, PathKeys};
         use proptest::prelude::*;
 
         const OPS: &[&str] = &["", "GetSecret", "ListJobs"];
@@ -730,8 +744,12 @@ mod tests {
                 let mut compiler = RuleCompiler::new(&domain);
                 let allow = compiler.side(&allow, SideKind::Allow).unwrap();
                 let deny = compiler.side(&deny, SideKind::Deny).unwrap();
-                let mut on_path: SmallVec<[u32; 16]> = SmallVec::new();
-                grant_index(&allow, &deny).candidates(&PathKeys::of(&path), &mut on_path);
+                // The set is one of several in the index, the others holding the same rules.
+                let index = GrantIndex::build((0..3).flat_map(|set| grants(set, &allow, &deny)));
+                let mut on_path: SmallVec<[Tag; 16]> = SmallVec::new();
+                index.candidates(&PathKeys::of(&path), &[1], method_bit(method), &mut on_path);
+                on_path.sort_unstable();
+                on_path.dedup();
                 let a = Attributes {
                     resource_type: TYPES[rt],
                     api_name: OPS[op],
