@@ -359,7 +359,7 @@ mod tests {
         let (get, post) = (method_bit("GET"), method_bit("POST"));
         let pattern = PathPattern::parse("/api").unwrap();
         // 100 owners hold `/api`; an even owner's rule admits GET alone, an odd one's any method
-        let methods = |o: u32| if o % 2 == 0 { get } else { u16::MAX };
+        let methods = |o: u32| if o.is_multiple_of(2) { get } else { u16::MAX };
         let index = GrantIndex::build((0..100).map(|o| (&pattern, Tag::new(o, o, methods(o)))));
         // three owners among 100 tags are found by binary search, all 100 by one pass
         for owners in [vec![3, 50, 98, 99], (0..100).collect(), vec![]] {
