@@ -157,7 +157,12 @@ pub(crate) fn loosely_equal(lit: &str, seg: &str) -> bool {
 /// A path segment without its `;param` suffix and surrounding spaces.
 #[inline]
 pub(crate) fn bare_segment(seg: &str) -> &str {
-    seg.split(';').next().unwrap_or(seg).trim()
+    let head = seg.bytes().position(|b| b == b';').map_or(seg, |i| &seg[..i]);
+    match (head.as_bytes().first(), head.as_bytes().last()) {
+        // `trim` would find nothing to take: both ends are printable ASCII.
+        (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => head,
+        _ => head.trim(),
+    }
 }
 
 /// The attributes of a request that rules look at.
@@ -683,6 +688,13 @@ mod tests {
             assert_eq!(slow, expected, "{api} {method}: every rule in order");
             let unknown = Attributes { resource_type_id: None, op: None, ..known };
             assert_eq!(list.first_match(&unknown, &[]), expected, "{api} {method}: values outside the domain");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_bare_segment_is_the_segment_before_its_param_trimmed(seg in "[a; \t\u{a0}\u{85}\u{1}é]{0,8}") {
+            proptest::prop_assert_eq!(bare_segment(&seg), seg.split(';').next().unwrap_or(&seg).trim());
         }
     }
 
