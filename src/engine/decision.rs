@@ -625,18 +625,17 @@ impl Snapshot {
         }
         // The sets to look at, with their tags: those the index found grants of, and those
         // with rules it does not hold; with a tracer, every set.
-        let mut rest = &on_path[..];
-        let visits: SmallVec<[(&PermissionSet, &[Tag]); 16]> = sets
-            .iter()
-            .filter_map(|&id| {
+        let visits = || {
+            let mut rest = &on_path[..];
+            sets.iter().filter_map(move |&id| {
                 let (mine, after) = rest.split_at(rest.iter().take_while(|t| t.owner() == id).count());
                 rest = after;
                 let look = T::ENABLED || !mine.is_empty() || self.set_heads[id as usize].unindexed;
                 look.then(|| (&self.sets[id as usize], mine))
             })
-            .collect();
+        };
         let mut deciding: Option<(RuleRef<'a>, bool)> = None;
-        for &(set, on_path) in &visits {
+        for (set, on_path) in visits() {
             if let Some(i) = evaluate(set, &set.deny, Side::Deny, &attrs, on_path, tracer) {
                 if deciding.is_none() {
                     deciding = Some((RuleRef { set: &set.name, side: Side::Deny, index: i }, false));
@@ -647,8 +646,8 @@ impl Snapshot {
             }
         }
         // A deny decides: the allow side is only read for the trace.
-        let allow_sides = if deciding.is_none() || T::ENABLED { &visits[..] } else { &[] };
-        for &(set, on_path) in allow_sides {
+        let denied = deciding.is_some() && !T::ENABLED;
+        for (set, on_path) in visits().take_while(|_| !denied) {
             let by_operation = set.operations.as_ref().is_some_and(|ops| ops.contains(d.operation));
             if let Some(t) = tracer.trace()
                 && set.operations.is_some()

@@ -36,10 +36,12 @@ pub(crate) enum Owner {
 #[derive(Clone, Debug)]
 pub struct OuTree {
     names: Box<[Box<str>]>,
-    /// Root first, the OU itself last.
-    ancestors: Box<[Box<[OuId]>]>,
-    /// Depth of each OU, kept flat: a decision reads it once per binding.
-    depths: Box<[u32]>,
+    /// Each OU's parent; the root's is the root.
+    parents: Box<[OuId]>,
+    /// Each OU's subtree as a range of positions in a depth-first walk from the root: `upper`
+    /// covers `ou` when the range of `upper` holds the start of the range of `ou`. Two reads of
+    /// one small array per binding, however deep the tree.
+    spans: Box<[(u32, u32)]>,
     /// Names of up to 24 bytes are kept in the table itself, so a lookup reads no more.
     by_name: HashMap<CompactString, OuId>,
     resources: HashMap<Box<str>, Owner>,
@@ -66,19 +68,26 @@ impl OuTree {
     }
 
     pub fn depth(&self, id: OuId) -> usize {
-        self.depths[id.0 as usize] as usize
+        self.ancestors(id).len() - 1
     }
 
     /// Root first, `id` last.
-    pub fn ancestors(&self, id: OuId) -> &[OuId] {
-        &self.ancestors[id.0 as usize]
+    pub fn ancestors(&self, id: OuId) -> Vec<OuId> {
+        let mut chain = vec![id];
+        let mut at = id;
+        while at != OuId::GLOBAL {
+            at = self.parents[at.0 as usize];
+            chain.push(at);
+        }
+        chain.reverse();
+        chain
     }
 
     /// Is `upper` the OU `ou` itself or one of its ancestors?
     #[inline]
     pub fn covers(&self, upper: OuId, ou: OuId) -> bool {
-        let chain = &self.ancestors[ou.0 as usize];
-        chain.get(self.depth(upper)) == Some(&upper)
+        let (first, end) = self.spans[upper.0 as usize];
+        (first..end).contains(&self.spans[ou.0 as usize].0)
     }
 
     /// `global/accounting/payroll`
@@ -185,27 +194,24 @@ impl OuTree {
         ready.sort_unstable();
         let mut tree = OuTree {
             names: Vec::with_capacity(ready.len() + 1).into(),
-            ancestors: Vec::new().into(),
-            depths: Vec::new().into(),
+            parents: Vec::new().into(),
+            spans: Vec::new().into(),
             by_name: HashMap::with_capacity_and_hasher(ready.len() + 1, Default::default()),
             resources: HashMap::default(),
             folded: HashMap::default(),
         };
         let mut names_out: Vec<Box<str>> = vec![GLOBAL.into()];
-        let mut ancestors: Vec<Box<[OuId]>> = vec![Box::new([OuId::GLOBAL])];
+        let mut parents = vec![OuId::GLOBAL];
         tree.by_name.insert(GLOBAL.into(), OuId::GLOBAL);
         for (_, name) in &ready {
             let id = OuId(names_out.len() as u32);
-            let parent = tree.by_name[parent_of(by_name[name])];
-            let mut chain = ancestors[parent.0 as usize].to_vec();
-            chain.push(id);
+            parents.push(tree.by_name[parent_of(by_name[name])]);
             names_out.push((*name).into());
-            ancestors.push(chain.into());
             tree.by_name.insert((*name).into(), id);
         }
         tree.names = names_out.into();
-        tree.depths = ancestors.iter().map(|a| a.len() as u32 - 1).collect();
-        tree.ancestors = ancestors.into();
+        tree.spans = subtree_spans(&parents).into();
+        tree.parents = parents.into();
 
         for id in 0..tree.names.len() {
             let id = OuId(id as u32);
@@ -232,6 +238,30 @@ impl OuTree {
         }
         tree
     }
+}
+
+/// Each OU's subtree as the range of positions a depth-first walk from the root gives it
+/// and its descendants. `parents[0]` is the root.
+fn subtree_spans(parents: &[OuId]) -> Vec<(u32, u32)> {
+    let mut children: Vec<Vec<u32>> = vec![Vec::new(); parents.len()];
+    for (id, parent) in parents.iter().enumerate().skip(1) {
+        children[parent.0 as usize].push(id as u32);
+    }
+    let mut spans = vec![(0, 0); parents.len()];
+    let mut next = 0;
+    // (OU, whether its children were pushed): an OU's span ends once its subtree is walked.
+    let mut stack = vec![(0u32, false)];
+    while let Some((id, expanded)) = stack.pop() {
+        if expanded {
+            spans[id as usize].1 = next;
+            continue;
+        }
+        spans[id as usize].0 = next;
+        next += 1;
+        stack.push((id, true));
+        stack.extend(children[id as usize].iter().map(|&c| (c, false)));
+    }
+    spans
 }
 
 /// A resource id as compared for near misses: ASCII-lowercased, without surrounding spaces
@@ -309,6 +339,32 @@ mod tests {
             parent: parent.map(Into::into),
             resources: resources.iter().map(|r| r.to_string()).collect(),
             ..Default::default()
+        }
+    }
+
+    proptest::proptest! {
+        /// On any tree, an OU covers exactly itself and its descendants: the subtree spans
+        /// agree with the chains of parents.
+        #[test]
+        fn covers_is_being_an_ancestor(parents in proptest::collection::vec(proptest::num::u32::ANY, 0..40)) {
+            // OU `n{i}` hangs under an earlier one, or under the root
+            let defs: Vec<OrganizationalUnitDef> = parents
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let parent = (p % (i as u32 + 1)).checked_sub(1).map(|p| format!("n{p}"));
+                    ou(&format!("n{i}"), parent.as_deref(), &[])
+                })
+                .collect();
+            let refs: Vec<&OrganizationalUnitDef> = defs.iter().collect();
+            let tree = OuTree::build(&refs, &[], &mut Report::default());
+            proptest::prop_assert_eq!(tree.len(), defs.len() + 1);
+            for upper in (0..tree.len() as u32).map(OuId) {
+                for below in (0..tree.len() as u32).map(OuId) {
+                    let ancestor = tree.ancestors(below).contains(&upper);
+                    proptest::prop_assert_eq!(tree.covers(upper, below), ancestor, "{} over {}", tree.path(upper), tree.path(below));
+                }
+            }
         }
     }
 
