@@ -254,8 +254,9 @@ pub(crate) struct Rule {
     pub(crate) resource_type: Option<DomainField>,
     pub(crate) api_name: Option<DomainField>,
     pub(crate) methods: Option<MethodField>,
-    /// Inline when there is one grant, as there most often is.
-    pub(crate) paths: Option<SmallVec<[PathPattern; 1]>>,
+    /// Empty when the rule has no `paths` (an empty `paths` is refused), so any path; one
+    /// grant, as there most often is, is kept inline.
+    pub(crate) paths: SmallVec<[PathPattern; 1]>,
     /// Deny rules compare `paths` loosely, allow rules exactly: a variant of a path can only
     /// lose access.
     loose_paths: bool,
@@ -280,8 +281,9 @@ impl Rule {
         {
             return Err(Mismatch::ResourceType);
         }
-        if let Some(paths) = &self.paths
-            && !paths
+        if !self.paths.is_empty()
+            && !self
+                .paths
                 .iter()
                 .any(|p| if self.loose_paths { p.covers_loosely(a.access_path) } else { p.covers(a.access_path) })
         {
@@ -414,10 +416,8 @@ impl<'d> RuleCompiler<'d> {
             Some(ps) if ps.is_empty() => {
                 return Err(spec("`paths` is empty: leave it out to mean any path".into()));
             }
-            Some(ps) => {
-                Some(ps.iter().map(|p| PathPattern::parse(p)).collect::<Result<SmallVec<_>, _>>().map_err(spec)?)
-            }
-            None => None,
+            Some(ps) => ps.iter().map(|p| PathPattern::parse(p)).collect::<Result<SmallVec<_>, _>>().map_err(spec)?,
+            None => SmallVec::new(),
         };
         Ok(Rule { resource_type, api_name, methods, paths, loose_paths: side == SideKind::Deny })
     }
@@ -458,15 +458,15 @@ impl RuleList {
         let (mut any_op, mut named) = (Vec::new(), Vec::new());
         for (i, rule) in rules.iter().enumerate() {
             let index = i as u32;
-            match (&rule.paths, &rule.api_name) {
-                (Some(_), _) => {}
-                (None, Some(f)) => {
+            match (rule.paths.is_empty(), &rule.api_name) {
+                (false, _) => {}
+                (true, Some(f)) => {
                     for op in f.ids.iter() {
                         by_op.entry(*op).or_default().push(index);
                     }
                     named.push(index);
                 }
-                (None, None) => any_op.push(index),
+                (true, None) => any_op.push(index),
             }
         }
         RuleList { rules, side, by_op, any_op: any_op.into(), named: named.into() }
@@ -503,7 +503,7 @@ impl RuleList {
     fn grants(&self) -> impl Iterator<Item = (&PathPattern, u32, u16)> {
         self.rules.iter().zip(0..).flat_map(move |(rule, index)| {
             let methods = rule.methods.as_ref().map_or(u16::MAX, |m| m.mask);
-            rule.paths.iter().flatten().map(move |p| (p, GrantEntry::new(self.side, index).0, methods))
+            rule.paths.iter().map(move |p| (p, GrantEntry::new(self.side, index).0, methods))
         })
     }
 }

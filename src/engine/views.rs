@@ -170,7 +170,7 @@ impl Snapshot {
 }
 
 fn patterns<'r>(rule: &'r Rule, root: &'r PathPattern) -> impl Iterator<Item = &'r PathPattern> {
-    let all: &'r [PathPattern] = rule.paths.as_deref().unwrap_or(std::slice::from_ref(root));
+    let all: &'r [PathPattern] = if rule.paths.is_empty() { std::slice::from_ref(root) } else { &rule.paths };
     all.iter()
 }
 
