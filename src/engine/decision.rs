@@ -599,6 +599,10 @@ impl Snapshot {
             t.effective_ou = d.ou.map(str::to_owned);
         }
 
+        // The grant index is looked up before the sets are known: fetching what it found
+        // overlaps with reading the subject's bindings.
+        let found = (!self.by_path.is_empty()).then(|| self.by_path.lookup(&PathKeys::of(access_path)));
+
         // 4. collect permission sets
         let sets = match self.collect_sets(subject, effective, now, &mut d.roles, tracer) {
             Ok(sets) => sets,
@@ -618,8 +622,8 @@ impl Snapshot {
         // One look-up in the grant index finds, for every set, the rules whose grants may
         // cover the path; it serves the set's deny and allow rules.
         let mut on_path: SmallVec<[Tag; 32]> = SmallVec::new();
-        if !self.by_path.is_empty() {
-            self.by_path.candidates(&PathKeys::of(access_path), &sets, attrs.method_bit, &mut on_path);
+        if let Some(found) = &found {
+            found.select(&sets, attrs.method_bit, &mut on_path);
             on_path.sort_unstable();
             on_path.dedup();
         }

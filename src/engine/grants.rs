@@ -99,13 +99,16 @@ impl Tag {
 fn select<A: Array<Item = Tag>>(list: &[Tag], owners: &[u32], method_bit: u16, out: &mut SmallVec<A>) {
     let wanted = |t: &&Tag| t.admits(method_bit);
     if list.len() <= 8 * owners.len() {
-        let mut owners = owners.iter().copied().peekable();
-        for t in list.iter().filter(wanted) {
-            while owners.next_if(|&o| o < t.owner).is_some() {}
-            match owners.peek() {
-                None => return,
-                Some(&o) if o == t.owner => out.push(*t),
-                Some(_) => {}
+        let mut o = 0;
+        for t in list {
+            while o < owners.len() && owners[o] < t.owner {
+                o += 1;
+            }
+            if o == owners.len() {
+                return;
+            }
+            if owners[o] == t.owner && wanted(&t) {
+                out.push(*t);
             }
         }
         return;
@@ -158,9 +161,24 @@ impl GrantIndex {
         self.literal.is_empty() && self.wild.nodes.is_empty()
     }
 
+    /// The lists of tags, of every owner, of the grants that may cover the path. A decision
+    /// looks them up before it knows the request's sets, so that fetching them from memory
+    /// overlaps with reading the subject's bindings.
+    pub(crate) fn lookup(&self, path: &PathKeys) -> Found<'_> {
+        let mut lists = SmallVec::new();
+        for &len in self.lengths.iter().take_while(|&&len| len < path.prefixes.len()) {
+            if let Some(tags) = self.literal.get(&path.prefixes[len]) {
+                lists.push(&tags[..]);
+            }
+        }
+        self.wild.lookup(&path.segments, &mut lists);
+        Found { lists }
+    }
+
     /// Appends to `out` the tags of the grants that may cover the path, belong to one of
     /// `owners` (ascending) and admit the method (its [`super::rules::method_bit`]), in no
     /// particular order, possibly more than once.
+    #[cfg(test)]
     pub(crate) fn candidates<A: Array<Item = Tag>>(
         &self,
         path: &PathKeys,
@@ -168,12 +186,23 @@ impl GrantIndex {
         method_bit: u16,
         out: &mut SmallVec<A>,
     ) {
-        for &len in self.lengths.iter().take_while(|&&len| len < path.prefixes.len()) {
-            if let Some(tags) = self.literal.get(&path.prefixes[len]) {
-                select(tags, owners, method_bit, out);
-            }
+        self.lookup(path).select(owners, method_bit, out);
+    }
+}
+
+/// What [`GrantIndex::lookup`] found for a path: lists of tags, each ascending.
+pub(crate) struct Found<'i> {
+    lists: SmallVec<[&'i [Tag]; 4]>,
+}
+
+impl Found<'_> {
+    /// Appends to `out` the tags found that belong to one of `owners` (ascending) and admit
+    /// the method (its [`super::rules::method_bit`]), in no particular order, possibly more
+    /// than once.
+    pub(crate) fn select<A: Array<Item = Tag>>(&self, owners: &[u32], method_bit: u16, out: &mut SmallVec<A>) {
+        for list in &self.lists {
+            select(list, owners, method_bit, out);
         }
-        self.wild.candidates(&path.segments, owners, method_bit, out);
     }
 }
 
@@ -261,16 +290,22 @@ impl WildTrie {
         trie
     }
 
-    fn candidates<A: Array<Item = Tag>>(&self, path: &[u64], owners: &[u32], method_bit: u16, out: &mut SmallVec<A>) {
+    /// Pushes the tags of each node the path reaches onto `lists`.
+    fn lookup<'t>(&'t self, path: &[u64], lists: &mut SmallVec<[&'t [Tag]; 4]>) {
         if self.nodes.is_empty() {
             return;
         }
+        let mut found = |node: Node| {
+            if node.tags.1 > node.tags.0 {
+                lists.push(&self.tags[node.tags.0 as usize..node.tags.1 as usize]);
+            }
+        };
         let mut active: SmallVec<[u32; 4]> = SmallVec::from_slice(&[0]);
         let mut next: SmallVec<[u32; 4]> = SmallVec::new();
         for &key in path {
             for &at in &active {
                 let node = self.nodes[at as usize];
-                select(&self.tags[node.tags.0 as usize..node.tags.1 as usize], owners, method_bit, out);
+                found(node);
                 let (first, end) = (node.edges.0 as usize, node.edges.1 as usize);
                 if let Ok(i) = self.edge_keys[first..end].binary_search(&key) {
                     next.push(self.edge_nodes[first + i]);
@@ -286,8 +321,7 @@ impl WildTrie {
             }
         }
         for &at in &active {
-            let node = self.nodes[at as usize];
-            select(&self.tags[node.tags.0 as usize..node.tags.1 as usize], owners, method_bit, out);
+            found(self.nodes[at as usize]);
         }
     }
 }
