@@ -33,12 +33,14 @@ pub(crate) enum Scope {
     Within(Box<[OuId]>),
 }
 
+/// A Ready permission set, in 88 bytes: what a decision reads of a set it visits is at most
+/// two cache lines; the rules without `paths` and `operations` are behind pointers.
 #[derive(Clone, Debug)]
 pub(crate) struct PermissionSet {
-    pub name: Box<str>,
-    pub operations: Option<HashSet<Box<str>>>,
     pub allow: RuleList,
     pub deny: RuleList,
+    pub name: Box<str>,
+    pub operations: Option<Box<HashSet<Box<str>>>>,
 }
 
 /// What a decision reads of each set it collects before it looks at the set's rules. Kept in
@@ -339,7 +341,7 @@ fn compile_set(def: &PermissionSetDef, compiler: &mut RuleCompiler<'_>) -> Resul
         Some(ops) if ops.is_empty() => {
             return Err(Problem::new(Reason::InvalidSpec, "`operations` is empty: leave it out to allow no operation"));
         }
-        Some(ops) => Some(ops.iter().map(|o| o.as_str().into()).collect()),
+        Some(ops) => Some(Box::new(ops.iter().map(|o| o.as_str().into()).collect())),
         None => None,
     };
     let mut side = |rules: &[super::model::RuleDef], what: &str, kind| {

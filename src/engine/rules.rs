@@ -446,12 +446,19 @@ impl<'d> RuleCompiler<'d> {
 pub(crate) struct RuleList {
     pub rules: Box<[Rule]>,
     side: SideKind,
-    /// Domain operation id → rules without `paths` whose `apiName` matches it, in order.
+    /// The rules without `paths`; `None` when every rule has `paths`, so that a set found
+    /// through the grant index is read no further than its rules.
+    unindexed: Option<Box<Unindexed>>,
+}
+
+/// A side's rules without `paths`, by the operations they can match.
+#[derive(Clone, Debug, Default)]
+struct Unindexed {
+    /// Domain operation id → rules whose `apiName` matches it, in order.
     by_op: HashMap<u32, SmallVec<[u32; 2]>>,
-    /// Rules without `paths` or `apiName`, in order.
+    /// Rules without `apiName`, in order.
     any_op: Box<[u32]>,
-    /// Rules without `paths` but with `apiName`, in order: candidates when the operation is
-    /// not a domain value.
+    /// Rules with `apiName`, in order: candidates when the operation is not a domain value.
     named: Box<[u32]>,
 }
 
@@ -472,12 +479,14 @@ impl RuleList {
                 (true, None) => any_op.push(index),
             }
         }
-        RuleList { rules, side, by_op, any_op: any_op.into(), named: named.into() }
+        let unindexed = (!any_op.is_empty() || !named.is_empty())
+            .then(|| Box::new(Unindexed { by_op, any_op: any_op.into(), named: named.into() }));
+        RuleList { rules, side, unindexed }
     }
 
     /// Has rules the grant index does not hold (rules without `paths`)?
     pub(crate) fn has_unindexed(&self) -> bool {
-        !self.any_op.is_empty() || !self.named.is_empty()
+        self.unindexed.is_some()
     }
 
     /// Index of the first rule that matches. `on_path` holds, ascending, the tags the grant
@@ -492,13 +501,16 @@ impl RuleList {
         let by_path = on_path.iter().filter_map(|t| GrantEntry(t.entry()).index_on(self.side)).find(check);
         // Rules without paths are in no grant index: the first of them that matches wins if
         // it comes before `by_path`.
+        let Some(unindexed) = &self.unindexed else {
+            return by_path;
+        };
         let by_operation: &[u32] = match a.op {
-            None => &self.named,
-            Some(_) if self.by_op.is_empty() => &[],
-            Some(op) => self.by_op.get(&op).map_or(&[], |b| b.as_slice()),
+            None => &unindexed.named,
+            Some(_) if unindexed.by_op.is_empty() => &[],
+            Some(op) => unindexed.by_op.get(&op).map_or(&[], |b| b.as_slice()),
         };
         let before = by_path.unwrap_or(u32::MAX);
-        merged(by_operation, &self.any_op).take_while(|&i| i < before).find(check).or(by_path)
+        merged(by_operation, &unindexed.any_op).take_while(|&i| i < before).find(check).or(by_path)
     }
 
     /// The grants of the rules, as entries of a grant index with the usual methods their
