@@ -619,8 +619,8 @@ impl Snapshot {
             op: operation.op,
             method_bit: method_bit(method),
         };
-        // One look-up in the grant index finds, for every set, the rules whose grants may
-        // cover the path; it serves the set's deny and allow rules.
+        // Of what the look-up found, the tags of the request's sets whose rules admit its
+        // method, sorted by set: each set's share serves its deny and its allow rules.
         let mut on_path: SmallVec<[Tag; 32]> = SmallVec::new();
         if let Some(found) = &found {
             found.select(&sets, attrs.method_bit, &mut on_path);
