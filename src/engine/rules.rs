@@ -452,7 +452,7 @@ pub(crate) struct RuleList {
 }
 
 /// A side's rules without `paths`, by the operations they can match.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 struct Unindexed {
     /// Domain operation id → rules whose `apiName` matches it, in order.
     by_op: HashMap<u32, SmallVec<[u32; 2]>>,
