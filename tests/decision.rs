@@ -590,3 +590,44 @@ fn resolved_requests_skip_the_catalog() {
     let a = ask("", "get", "GET", "k8s/pods", "/cluster/nodes", None);
     assert_eq!(a.status, 401);
 }
+
+/// The grant index leaves out rules whose methods cannot match and sets with no grant on the
+/// path. A deny must still find every variant a lenient backend reads as its path and method:
+/// another case, a `;param`, a trailing slash, HEAD under a deny on GET, a lower-case method,
+/// a method outside the usual nine. The allow on `/admin` stays for what no deny covers.
+#[test]
+fn method_restricted_path_denies_catch_every_form() {
+    let mut defs = world();
+    let deny_get = RuleDef { methods: Some("GET".into()), ..paths(&["/admin"]) };
+    let deny_dav = RuleDef { methods: Some("PROPFIND|mkcol".into()), ..paths(&["/admin/*"]) };
+    defs.permission_sets.push(mk_set("admin-any", vec![paths(&["/admin"])], vec![]));
+    defs.permission_sets.push(mk_set("admin-no-reads", vec![], vec![deny_get, deny_dav]));
+    defs.user_bindings.push(mk_binding("frank", vec![user("frank")], None, &["global"], &["admin-any"]));
+    // The denies are in a set of their own, in a second binding: the index must visit it.
+    defs.user_bindings.push(mk_binding("frank-limits", vec![user("frank")], None, &["global"], &["admin-no-reads"]));
+    let (s, report) = build(&defs);
+    assert!(report.is_clean(), "{:?}", report.errors().collect::<Vec<_>>());
+    let get = "denied by PermissionSet/admin-no-reads/deny/0";
+    let dav = "denied by PermissionSet/admin-no-reads/deny/1";
+    table(
+        &s,
+        &[
+            ("GET", ask("frank", "GET", "/admin"), 403, get),
+            ("lower-case get", ask("frank", "get", "/admin/users"), 403, get),
+            ("HEAD under a deny on GET", ask("frank", "HEAD", "/admin"), 403, get),
+            ("another case", ask("frank", "GET", "/ADMIN/users"), 403, get),
+            ("a ;param", ask("frank", "GET", "/admin;jsessionid=1/users"), 403, get),
+            ("a trailing slash", ask("frank", "GET", "/admin/"), 403, get),
+            ("PROPFIND, outside the usual nine", ask("frank", "PROPFIND", "/Admin/x"), 403, dav),
+            ("mkcol, its regex ignores case", ask("frank", "mkcol", "/admin/x;a"), 403, dav),
+            (
+                "PROPFIND on the node itself: the deny is on its children",
+                ask("frank", "PROPFIND", "/admin"),
+                200,
+                "admin-any",
+            ),
+            ("POST, no deny", ask("frank", "POST", "/admin/users"), 200, "allowed by PermissionSet/admin-any/allow/0"),
+            ("another case is not the allowed path", ask("frank", "POST", "/ADMIN/users"), 403, "no permission set"),
+        ],
+    );
+}

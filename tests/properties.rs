@@ -25,6 +25,8 @@ const URLS: &[&str] = &[
     "/api/ws/w2/query",
     "/elsewhere",
 ];
+/// The catalog's operation ids, for `operations` shorthands.
+const OPERATIONS: &[&str] = &["ListJobs", "GetSecretData", "ListThings", "DeleteThing", "RunQuery"];
 const REQUEST_METHODS: &[&str] = &["GET", "POST", "DELETE", "HEAD", "PROPFIND", "get", "PURGE"];
 
 #[derive(Clone, Debug)]
@@ -36,6 +38,8 @@ struct SetSpec {
     deny: Vec<RuleSpec>,
     system_wide: bool,
     scope: Option<usize>,
+    /// The `operations` shorthand: indexes into OPERATIONS.
+    operations: Option<Vec<usize>>,
 }
 
 #[derive(Clone, Debug)]
@@ -85,8 +89,15 @@ fn world() -> impl Strategy<Value = World> {
             proptest::collection::vec(rule_spec(), 0..2),
             proptest::bool::weighted(0.2),
             proptest::option::weighted(0.2, 0..4usize),
+            proptest::option::weighted(0.2, proptest::collection::vec(0..OPERATIONS.len(), 1..3)),
         )
-            .prop_map(|(allow, deny, system_wide, scope)| SetSpec { allow, deny, system_wide, scope }),
+            .prop_map(|(allow, deny, system_wide, scope, operations)| SetSpec {
+                allow,
+                deny,
+                system_wide,
+                scope,
+                operations,
+            }),
         1..5,
     );
     (parents, sets).prop_flat_map(|(parents, sets)| {
@@ -181,6 +192,7 @@ fn definitions(w: &World) -> Definitions {
                 deny: s.deny.iter().map(rule_def).collect(),
                 system_wide: s.system_wide,
                 scope: s.scope.map(|o| vec![ou_ref(o)]),
+                operations: s.operations.as_ref().map(|ops| ops.iter().map(|o| OPERATIONS[*o].to_owned()).collect()),
                 ..Default::default()
             })
             .collect(),
